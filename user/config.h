@@ -1,0 +1,105 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/* The controller's configuration, as read from a YAML file. */
+#ifndef TRIAGE_CONFIG_H
+#define TRIAGE_CONFIG_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "triage.h"
+
+#define CONFIG_MAX_ARGS		32
+#define CONFIG_MAX_ENV		32
+#define CONFIG_MAX_IFACES	8
+#define CONFIG_PATH_MAX		256
+
+/* Limits of one pool; a field left unset is not written to any cgroup. */
+struct pool_limits {
+	bool has_cpus;
+	double cpus;			/* cpu.max as a number of CPUs */
+	uint32_t cpu_weight;		/* cpu.weight, 1..10000, 0 = unset */
+	char cpuset[64];		/* cpuset.cpus, "" = unset */
+	int64_t memory_max;		/* bytes, -1 = unset */
+	int64_t memory_high;		/* bytes, -1 = unset */
+	uint32_t io_weight;		/* io.weight, 1..10000, 0 = unset */
+	char io_max[128];		/* io.max line, such as "8:0 rbps=1048576", "" = unset */
+	int64_t pids_max;		/* -1 = unset */
+};
+
+struct pool_config {
+	char name[TRIAGE_NAME_LEN];
+	int line;			/* line of the pool in the file, for messages */
+	char *argv[CONFIG_MAX_ARGS + 1];	/* NULL-terminated, argv[0] is the command */
+	int argc;
+	char *env[CONFIG_MAX_ENV + 1];	/* "KEY=VALUE", NULL-terminated */
+	int envc;
+	char user[64];			/* "" = run as the controller's user */
+	uint32_t workers;		/* 1..TRIAGE_MAX_WORKERS */
+	struct pool_limits limits;
+};
+
+/* A rule in the file; converted to struct triage_rule for the kernel. */
+struct rule_config {
+	int line;
+	int priority;			/* higher first; ties keep file order */
+	int order;			/* position in the file */
+	int category;			/* index into config.categories */
+	struct triage_rule rule;	/* match bits and values, category filled in */
+};
+
+struct category_config {
+	char name[TRIAGE_NAME_LEN];
+	int line;
+	int pool;			/* index into config.pools */
+};
+
+struct config {
+	char file[CONFIG_PATH_MAX];
+	uint16_t port;
+	int family;			/* AF_INET or AF_INET6 */
+	uint8_t addr[16];		/* network byte order */
+	char addr_text[64];
+	uint32_t mode;			/* enum triage_mode */
+	char cgroup_root[CONFIG_PATH_MAX];	/* cgroup v2 folder for the pools */
+	char ifaces[CONFIG_MAX_IFACES][16];	/* tc attach points; none = every interface */
+	int nr_ifaces;
+	int default_pool;		/* index into pools */
+	int tick_ms;
+
+	struct pool_config pools[TRIAGE_MAX_POOLS];
+	int nr_pools;
+	struct category_config categories[TRIAGE_MAX_CATEGORIES];
+	int nr_categories;
+	struct rule_config rules[TRIAGE_MAX_RULES];
+	int nr_rules;			/* sorted by priority after config_load() */
+};
+
+/*
+ * Loads and validates FILE into CFG without touching the system. On error
+ * returns -EINVAL for invalid content, -E2BIG when a list exceeds its limit or
+ * a negative errno from reading, writes "FILE:LINE: key 'KEY': what was
+ * expected, got 'VALUE'" into ERR and leaves CFG zeroed. CFG is overwritten
+ * without being freed, so call config_free() before loading into it again.
+ */
+int config_load(const char *file, struct config *cfg, char *err, size_t err_len);
+/* Same as config_load() for a config held in memory; NAME is used in messages. */
+int config_parse(const char *name, const char *text, size_t len, struct config *cfg,
+		 char *err, size_t err_len);
+/*
+ * Frees the argv and env strings of CFG. Safe to call twice and after a failed
+ * load, but CFG must have been passed to config_load() or config_parse() first.
+ */
+void config_free(struct config *cfg);
+/* Returns the index of the pool called NAME, or -1 if there is none. */
+int config_pool_index(const struct config *cfg, const char *name);
+/*
+ * Parses a byte count: a decimal integer with an optional K, M, G or T suffix
+ * (powers of 1024, either case). Returns -EINVAL for other text, "max"
+ * included, and -ERANGE when the value does not fit in int64_t.
+ */
+int config_parse_size(const char *text, int64_t *out);
+/* Returns "payload" or "connection" for a TRIAGE_MODE_* value, "unknown" otherwise. */
+const char *config_mode_name(uint32_t mode);
+
+#endif /* TRIAGE_CONFIG_H */
