@@ -1,0 +1,436 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/*
+ * triage's kernel side for one port: the sk_reuseport selector, the tc
+ * program that defers the handshake ACK, and the sockops connection tracker.
+ */
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_endian.h>
+
+#include "triage.h"
+
+#define AF_INET		2
+#define AF_INET6	10
+#define ETH_P_IP	0x0800
+#define ETH_P_IPV6	0x86DD
+#define TC_ACT_OK	0
+#define TC_ACT_SHOT	2
+
+#define TCP_FLAG_FIN	0x01
+#define TCP_FLAG_SYN	0x02
+#define TCP_FLAG_RST	0x04
+#define TCP_FLAG_ACK	0x10
+
+/* Set by the controller before load. */
+const volatile __u16 port = 0;
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct triage_port_conf);
+} conf SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, TRIAGE_MAX_RULES);
+	__type(key, __u32);
+	__type(value, struct triage_rule);
+} rules SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, TRIAGE_MAX_CATEGORIES);
+	__type(key, __u32);
+	__type(value, struct triage_category);
+} categories SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, TRIAGE_MAX_POOLS);
+	__type(key, __u32);
+	__type(value, struct triage_pool);
+} pools SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_REUSEPORT_SOCKARRAY);
+	__uint(max_entries, TRIAGE_MAX_SLOTS);
+	__type(key, __u32);
+	__type(value, __u64);
+} socks SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, TRIAGE_MAX_CATEGORIES + 1);
+	__type(key, __u32);
+	__type(value, struct triage_steer_stats);
+} category_stats SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, TRIAGE_MAX_POOLS);
+	__type(key, __u32);
+	__type(value, struct triage_steer_stats);
+} pool_stats SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, TRIAGE_MAX_POOLS + 1);
+	__type(key, __u32);
+	__type(value, struct triage_conn_stats);
+} conn_stats SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct triage_defer_stats);
+} defer_stats SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, TRIAGE_MAX_FLOWS);
+	__type(key, struct triage_flow_key);
+	__type(value, struct triage_flow);
+} flows SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct triage_flow);
+} conn_pool SEC(".maps");
+
+/* Per-CPU scratch space: the payload copy and the parsed request. */
+struct scratch {
+	__u8 buf[TRIAGE_PEEK_LEN];
+	struct triage_http_req req;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct scratch);
+} scratch_map SEC(".maps");
+
+static const struct triage_rule *triage_rule_at(__u32 index)
+{
+	return bpf_map_lookup_elem(&rules, &index);
+}
+
+#include "classify.h"
+
+static void count_steer(void *map, __u32 index, bool payload, bool to_default, bool err)
+{
+	struct triage_steer_stats *st = bpf_map_lookup_elem(map, &index);
+
+	if (!st)
+		return;
+	if (payload)
+		st->payload++;
+	else
+		st->syn++;
+	if (to_default)
+		st->to_default++;
+	if (err)
+		st->select_err++;
+}
+
+/* Picks one listener of POOL by the connection hash; returns 0 when selected. */
+static int select_pool(struct sk_reuseport_md *md, __u32 pool_id)
+{
+	struct triage_pool *pool = bpf_map_lookup_elem(&pools, &pool_id);
+	__u32 n, i, key;
+
+	if (!pool)
+		return -1;
+	n = pool->nr_slots;
+	if (n == 0 || n > TRIAGE_MAX_WORKERS)
+		return -1;
+	i = md->hash % n;
+	/* The verifier does not bound a modulo, so bound the index again. */
+	barrier_var(i);
+	if (i >= TRIAGE_MAX_WORKERS)
+		return -1;
+	key = pool->slot[i];
+	return bpf_sk_select_reuseport(md, &socks, &key, 0) ? -1 : 0;
+}
+
+/* Reads the client and server addresses from the IP header into KEY and CLIENT. */
+static int load_addrs(struct sk_reuseport_md *md, struct triage_flow_key *key,
+		      struct triage_client *client)
+{
+	if (md->eth_protocol == bpf_htons(ETH_P_IP)) {
+		if (bpf_skb_load_bytes_relative(md, offsetof(struct iphdr, saddr), key->saddr,
+						8, BPF_HDR_START_NET))
+			return -1;
+		/* saddr and daddr are adjacent in the IPv4 header. */
+		__builtin_memcpy(key->daddr, key->saddr + 4, 4);
+		__builtin_memset(key->saddr + 4, 0, 4);
+		key->family = AF_INET;
+	} else if (md->eth_protocol == bpf_htons(ETH_P_IPV6)) {
+		if (bpf_skb_load_bytes_relative(md, offsetof(struct ipv6hdr, saddr), key->saddr,
+						16, BPF_HDR_START_NET))
+			return -1;
+		if (bpf_skb_load_bytes_relative(md, offsetof(struct ipv6hdr, daddr), key->daddr,
+						16, BPF_HDR_START_NET))
+			return -1;
+		key->family = AF_INET6;
+	} else {
+		return -1;
+	}
+	client->family = key->family;
+	__builtin_memcpy(client->addr, key->saddr, 16);
+	return 0;
+}
+
+/* Copies up to TRIAGE_PEEK_LEN payload bytes; returns the count copied. */
+static __u32 load_payload(struct sk_reuseport_md *md, __u32 offset, __u64 len, __u8 *buf)
+{
+	if (len > TRIAGE_PEEK_LEN)
+		len = TRIAGE_PEEK_LEN;
+	/* Keep clang from folding the clamp, so the verifier sees len in 1..PEEK_LEN. */
+	barrier_var(len);
+	if (len == 0 || len > TRIAGE_PEEK_LEN)
+		return 0;
+	if (bpf_skb_load_bytes(md, offset, buf, len))
+		return 0;
+	return len;
+}
+
+SEC("sk_reuseport")
+int triage_select(struct sk_reuseport_md *md)
+{
+	struct triage_flow_key key = {};
+	struct triage_client client = {};
+	struct triage_port_conf *pc;
+	struct triage_category *cat;
+	struct triage_flow flow;
+	struct scratch *s;
+	struct tcphdr th;
+	__u32 zero = 0, hlen, len = 0, cat_id, stat_cat;
+	bool payload, to_default, err = false;
+
+	pc = bpf_map_lookup_elem(&conf, &zero);
+	s = bpf_map_lookup_elem(&scratch_map, &zero);
+	if (!pc || !s || md->ip_protocol != IPPROTO_TCP)
+		return SK_PASS;
+	/* Offset 0 of an sk_reuseport skb is the TCP header. */
+	if (bpf_skb_load_bytes(md, 0, &th, sizeof(th)))
+		return SK_PASS;
+	if (load_addrs(md, &key, &client))
+		return SK_PASS;
+	key.sport = bpf_ntohs(th.source);
+	key.dport = bpf_ntohs(th.dest);
+
+	hlen = th.doff * 4;
+	if (pc->mode == TRIAGE_MODE_PAYLOAD && md->len > hlen)
+		len = load_payload(md, hlen, (__u64)md->len - hlen, s->buf);
+	payload = len > 0;
+
+	__builtin_memset(&s->req, 0, sizeof(s->req));
+	if (payload)
+		triage_parse_http(s->buf, len, &s->req);
+	cat_id = triage_match_rules(&s->req, s->buf, len, &client, pc->nr_rules);
+
+	cat = NULL;
+	if (cat_id < TRIAGE_MAX_CATEGORIES)
+		cat = bpf_map_lookup_elem(&categories, &cat_id);
+	to_default = !cat;
+	flow.category = cat ? cat_id : TRIAGE_NO_CATEGORY;
+	flow.pool = cat ? cat->pool : pc->default_pool;
+	stat_cat = cat ? cat_id : TRIAGE_OTHER_CATEGORY;
+
+	if (select_pool(md, flow.pool)) {
+		err = true;
+		/* Fail open: the default pool, then the kernel's own hash. */
+		if (flow.pool == pc->default_pool || select_pool(md, pc->default_pool)) {
+			count_steer(&category_stats, stat_cat, payload, to_default, err);
+			return SK_PASS;
+		}
+		flow.pool = pc->default_pool;
+	}
+	count_steer(&category_stats, stat_cat, payload, to_default, err);
+	count_steer(&pool_stats, flow.pool, payload, to_default, err);
+	bpf_map_update_elem(&flows, &key, &flow, BPF_ANY);
+	return SK_PASS;
+}
+
+/* Returns true for a TCP segment that is a bare ACK to our port. */
+static bool is_bare_ack(struct __sk_buff *skb, struct bpf_sock_tuple *tuple, __u32 *tuple_len)
+{
+	void *data = (void *)(long)skb->data;
+	void *end = (void *)(long)skb->data_end;
+	struct ethhdr *eth = data;
+	struct tcphdr *th;
+	__u32 payload_len;
+	__u8 flags;
+
+	if ((void *)(eth + 1) > end)
+		return false;
+	if (eth->h_proto == bpf_htons(ETH_P_IP)) {
+		struct iphdr *ip = (void *)(eth + 1);
+
+		if ((void *)(ip + 1) > end || ip->protocol != IPPROTO_TCP || ip->ihl != 5)
+			return false;
+		th = (void *)(ip + 1);
+		if ((void *)(th + 1) > end)
+			return false;
+		payload_len = bpf_ntohs(ip->tot_len) - sizeof(*ip) - th->doff * 4;
+		tuple->ipv4.saddr = ip->saddr;
+		tuple->ipv4.daddr = ip->daddr;
+		tuple->ipv4.sport = th->source;
+		tuple->ipv4.dport = th->dest;
+		*tuple_len = sizeof(tuple->ipv4);
+	} else if (eth->h_proto == bpf_htons(ETH_P_IPV6)) {
+		struct ipv6hdr *ip6 = (void *)(eth + 1);
+
+		/* Extension headers are not followed: such segments pass untouched. */
+		if ((void *)(ip6 + 1) > end || ip6->nexthdr != IPPROTO_TCP)
+			return false;
+		th = (void *)(ip6 + 1);
+		if ((void *)(th + 1) > end)
+			return false;
+		payload_len = bpf_ntohs(ip6->payload_len) - th->doff * 4;
+		__builtin_memcpy(tuple->ipv6.saddr, &ip6->saddr, 16);
+		__builtin_memcpy(tuple->ipv6.daddr, &ip6->daddr, 16);
+		tuple->ipv6.sport = th->source;
+		tuple->ipv6.dport = th->dest;
+		*tuple_len = sizeof(tuple->ipv6);
+	} else {
+		return false;
+	}
+	if (th->dest != bpf_htons(port) || payload_len != 0)
+		return false;
+	flags = ((__u8 *)th)[13];
+	return (flags & (TCP_FLAG_SYN | TCP_FLAG_FIN | TCP_FLAG_RST | TCP_FLAG_ACK)) == TCP_FLAG_ACK;
+}
+
+SEC("tc")
+int triage_defer(struct __sk_buff *skb)
+{
+	struct triage_defer_stats *st;
+	struct bpf_sock_tuple tuple = {};
+	struct bpf_sock *sk;
+	__u32 tuple_len = 0, zero = 0;
+	bool listener;
+
+	if (!is_bare_ack(skb, &tuple, &tuple_len))
+		return TC_ACT_OK;
+	sk = bpf_skc_lookup_tcp(skb, &tuple, tuple_len, BPF_F_CURRENT_NETNS, 0);
+	if (!sk)
+		return TC_ACT_OK;
+	listener = sk->state == BPF_TCP_LISTEN;
+	bpf_sk_release(sk);
+
+	st = bpf_map_lookup_elem(&defer_stats, &zero);
+	if (!listener) {
+		if (st)
+			st->acks_passed++;
+		return TC_ACT_OK;
+	}
+	/*
+	 * Only a listener matches, so this ACK completes a SYN-cookie handshake.
+	 * Dropping it makes the first data segment create the connection.
+	 */
+	if (st)
+		st->acks_dropped++;
+	return TC_ACT_SHOT;
+}
+
+static void flow_key_from_sockops(struct bpf_sock_ops *skops, struct triage_flow_key *key)
+{
+	key->family = skops->family;
+	if (skops->family == AF_INET) {
+		__builtin_memcpy(key->saddr, &skops->remote_ip4, 4);
+		__builtin_memcpy(key->daddr, &skops->local_ip4, 4);
+	} else {
+		__u32 a[4];
+
+		a[0] = skops->remote_ip6[0];
+		a[1] = skops->remote_ip6[1];
+		a[2] = skops->remote_ip6[2];
+		a[3] = skops->remote_ip6[3];
+		__builtin_memcpy(key->saddr, a, 16);
+		a[0] = skops->local_ip6[0];
+		a[1] = skops->local_ip6[1];
+		a[2] = skops->local_ip6[2];
+		a[3] = skops->local_ip6[3];
+		__builtin_memcpy(key->daddr, a, 16);
+	}
+	/* remote_port is in network byte order in the upper half, local_port in host order. */
+	key->sport = bpf_ntohl(skops->remote_port);
+	key->dport = skops->local_port;
+}
+
+static void on_established(struct bpf_sock_ops *skops)
+{
+	struct triage_flow_key key = {};
+	struct triage_flow *flow, *stored;
+	struct triage_conn_stats *st;
+	struct bpf_sock *sk = skops->sk;
+	__u32 pool = TRIAGE_UNKNOWN_POOL;
+
+	if (!sk)
+		return;
+	flow_key_from_sockops(skops, &key);
+	flow = bpf_map_lookup_elem(&flows, &key);
+	if (flow && flow->pool < TRIAGE_MAX_POOLS)
+		pool = flow->pool;
+	stored = bpf_sk_storage_get(&conn_pool, sk, NULL, BPF_SK_STORAGE_GET_F_CREATE);
+	if (stored) {
+		stored->pool = pool;
+		stored->category = flow ? flow->category : TRIAGE_NO_CATEGORY;
+	}
+	if (flow)
+		bpf_map_delete_elem(&flows, &key);
+
+	st = bpf_map_lookup_elem(&conn_stats, &pool);
+	if (st) {
+		st->established++;
+		if (pool == TRIAGE_UNKNOWN_POOL)
+			st->unknown++;
+	}
+	bpf_sock_ops_cb_flags_set(skops, BPF_SOCK_OPS_STATE_CB_FLAG);
+}
+
+static void on_close(struct bpf_sock_ops *skops)
+{
+	struct triage_conn_stats *st;
+	struct triage_flow *stored;
+	struct bpf_sock *sk = skops->sk;
+	__u32 pool;
+
+	if (!sk)
+		return;
+	stored = bpf_sk_storage_get(&conn_pool, sk, NULL, 0);
+	if (!stored)
+		return;
+	pool = stored->pool;
+	st = bpf_map_lookup_elem(&conn_stats, &pool);
+	if (st) {
+		st->closed++;
+		st->bytes_in += skops->bytes_received;
+		st->bytes_out += skops->bytes_acked;
+	}
+	bpf_sk_storage_delete(&conn_pool, sk);
+}
+
+SEC("sockops")
+int triage_sockops(struct bpf_sock_ops *skops)
+{
+	switch (skops->op) {
+	case BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB:
+		if (skops->local_port == port)
+			on_established(skops);
+		break;
+	case BPF_SOCK_OPS_STATE_CB:
+		if (skops->args[1] == BPF_TCP_CLOSE)
+			on_close(skops);
+		break;
+	}
+	return 1;
+}
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
