@@ -121,19 +121,25 @@ static const struct triage_rule *triage_rule_at(__u32 index)
 
 #include "classify.h"
 
-static void count_steer(void *map, __u32 index, bool payload, bool to_default, bool err)
+static void count_steer(void *map, __u32 index, const struct triage_flow *flow)
 {
 	struct triage_steer_stats *st = bpf_map_lookup_elem(map, &index);
 
 	if (!st)
 		return;
-	if (payload)
+	if (flow->flags & TRIAGE_FLOW_PAYLOAD)
 		st->payload++;
 	else
 		st->syn++;
-	if (to_default)
+	if (flow->flags & TRIAGE_FLOW_DEFAULT)
 		st->to_default++;
-	if (err)
+}
+
+static void count_select_err(void *map, __u32 index)
+{
+	struct triage_steer_stats *st = bpf_map_lookup_elem(map, &index);
+
+	if (st)
 		st->select_err++;
 }
 
@@ -204,13 +210,12 @@ int triage_select(struct sk_reuseport_md *md)
 {
 	struct triage_flow_key key = {};
 	struct triage_client client = {};
+	struct triage_flow flow = {};
 	struct triage_port_conf *pc;
 	struct triage_category *cat;
-	struct triage_flow flow;
 	struct scratch *s;
 	struct tcphdr th;
-	__u32 zero = 0, hlen, len = 0, cat_id, stat_cat;
-	bool payload, to_default, err = false;
+	__u32 zero = 0, hlen, len = 0, cat_id;
 
 	pc = bpf_map_lookup_elem(&conf, &zero);
 	s = bpf_map_lookup_elem(&scratch_map, &zero);
@@ -227,32 +232,32 @@ int triage_select(struct sk_reuseport_md *md)
 	hlen = th.doff * 4;
 	if (pc->mode == TRIAGE_MODE_PAYLOAD && md->len > hlen)
 		len = load_payload(md, hlen, (__u64)md->len - hlen, s->buf);
-	payload = len > 0;
 
 	__builtin_memset(&s->req, 0, sizeof(s->req));
-	if (payload)
+	if (len)
 		triage_parse_http(s->buf, len, &s->req);
 	cat_id = triage_match_rules(&s->req, s->buf, len, &client, pc->nr_rules);
 
 	cat = NULL;
 	if (cat_id < TRIAGE_MAX_CATEGORIES)
 		cat = bpf_map_lookup_elem(&categories, &cat_id);
-	to_default = !cat;
+	flow.flags = (len ? TRIAGE_FLOW_PAYLOAD : 0) | (cat ? 0 : TRIAGE_FLOW_DEFAULT);
 	flow.category = cat ? cat_id : TRIAGE_NO_CATEGORY;
 	flow.pool = cat ? cat->pool : pc->default_pool;
-	stat_cat = cat ? cat_id : TRIAGE_OTHER_CATEGORY;
 
 	if (select_pool(md, flow.pool)) {
-		err = true;
+		count_select_err(&pool_stats, flow.pool);
+		count_select_err(&category_stats, cat ? cat_id : TRIAGE_OTHER_CATEGORY);
 		/* Fail open: the default pool, then the kernel's own hash. */
-		if (flow.pool == pc->default_pool || select_pool(md, pc->default_pool)) {
-			count_steer(&category_stats, stat_cat, payload, to_default, err);
+		if (flow.pool == pc->default_pool || select_pool(md, pc->default_pool))
 			return SK_PASS;
-		}
 		flow.pool = pc->default_pool;
 	}
-	count_steer(&category_stats, stat_cat, payload, to_default, err);
-	count_steer(&pool_stats, flow.pool, payload, to_default, err);
+	/*
+	 * The program runs for the SYN and again for the first data segment of a
+	 * cookie connection, so the counting waits for the sockops program,
+	 * which sees each connection once, with the last placement recorded here.
+	 */
 	bpf_map_update_elem(&flows, &key, &flow, BPF_ANY);
 	return SK_PASS;
 }
@@ -370,18 +375,24 @@ static void on_established(struct bpf_sock_ops *skops)
 	struct triage_flow *flow, *stored;
 	struct triage_conn_stats *st;
 	struct bpf_sock *sk = skops->sk;
-	__u32 pool = TRIAGE_UNKNOWN_POOL;
+	__u32 pool = TRIAGE_UNKNOWN_POOL, cat;
 
 	if (!sk)
 		return;
 	flow_key_from_sockops(skops, &key);
 	flow = bpf_map_lookup_elem(&flows, &key);
-	if (flow && flow->pool < TRIAGE_MAX_POOLS)
+	if (flow && flow->pool < TRIAGE_MAX_POOLS) {
 		pool = flow->pool;
+		cat = flow->category < TRIAGE_MAX_CATEGORIES ? flow->category :
+							      TRIAGE_OTHER_CATEGORY;
+		count_steer(&pool_stats, pool, flow);
+		count_steer(&category_stats, cat, flow);
+	}
 	stored = bpf_sk_storage_get(&conn_pool, sk, NULL, BPF_SK_STORAGE_GET_F_CREATE);
 	if (stored) {
 		stored->pool = pool;
 		stored->category = flow ? flow->category : TRIAGE_NO_CATEGORY;
+		stored->flags = flow ? flow->flags : 0;
 	}
 	if (flow)
 		bpf_map_delete_elem(&flows, &key);

@@ -132,13 +132,14 @@ struct triage_pool {
 };
 
 /*
- * Per-CPU counters of one category or pool, summed by the reader. Every
- * selection counts once in payload or in syn; to_default and select_err
- * count a subset of those.
+ * Per-CPU counters of one category or pool, summed by the reader. The
+ * sockops program counts each established connection once, in payload or
+ * in syn, from how its listener was chosen; to_default counts a subset of
+ * those. select_err counts failed selections of the reuseport program.
  */
 struct triage_steer_stats {
-	__u64 payload;			/* chosen with the first data segment in hand */
-	__u64 syn;			/* chosen without payload: SYN time or a bare ACK */
+	__u64 payload;			/* listener chosen with the first data segment in hand */
+	__u64 syn;			/* listener chosen without payload, at SYN time */
 	__u64 to_default;		/* no rule matched, so the default pool took it */
 	__u64 select_err;		/* bpf_sk_select_reuseport() failed */
 };
@@ -166,9 +167,17 @@ struct triage_flow_key {
 	__u32 family;
 };
 
+enum triage_flow_flags {
+	TRIAGE_FLOW_PAYLOAD	= 1 << 0,	/* chosen from payload bytes */
+	TRIAGE_FLOW_DEFAULT	= 1 << 1,	/* no rule matched */
+};
+
+/* How the reuseport program placed a connection, kept until it closes. */
 struct triage_flow {
 	__u32 pool;
-	__u32 category;
+	__u32 category;			/* TRIAGE_NO_CATEGORY when no rule matched */
+	__u32 flags;			/* enum triage_flow_flags */
+	__u32 pad;
 };
 
 #define TRIAGE_NO_CATEGORY	0xffffffffu

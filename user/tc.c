@@ -40,7 +40,8 @@ int tc_filter_add(int ifindex, int prog_fd, unsigned int handle, bool *hook_crea
 	if (err && err != -EEXIST)
 		return err;
 	*hook_created = !err;
-	*replaced = tc_filter_exists(ifindex, handle) == 1;
+	/* A new qdisc has no filters, and querying it only logs a kernel error. */
+	*replaced = !*hook_created && tc_filter_exists(ifindex, handle) == 1;
 	err = bpf_tc_attach(&hook, &opts);
 	if (err && *hook_created) {
 		hook.attach_point = BPF_TC_INGRESS | BPF_TC_EGRESS;
