@@ -101,9 +101,16 @@ struct {
 	__type(value, struct triage_flow);
 } conn_pool SEC(".maps");
 
+static const struct triage_rule *triage_rule_at(__u32 index)
+{
+	return bpf_map_lookup_elem(&rules, &index);
+}
+
+#include "classify.h"
+
 /* Per-CPU scratch space: the payload copy and the parsed request. */
 struct scratch {
-	__u8 buf[TRIAGE_PEEK_LEN];
+	struct triage_peek peek;
 	struct triage_http_req req;
 };
 
@@ -114,12 +121,6 @@ struct {
 	__type(value, struct scratch);
 } scratch_map SEC(".maps");
 
-static const struct triage_rule *triage_rule_at(__u32 index)
-{
-	return bpf_map_lookup_elem(&rules, &index);
-}
-
-#include "classify.h"
 
 static void count_steer(void *map, __u32 index, const struct triage_flow *flow)
 {
@@ -231,12 +232,12 @@ int triage_select(struct sk_reuseport_md *md)
 
 	hlen = th.doff * 4;
 	if (pc->mode == TRIAGE_MODE_PAYLOAD && md->len > hlen)
-		len = load_payload(md, hlen, (__u64)md->len - hlen, s->buf);
+		len = load_payload(md, hlen, (__u64)md->len - hlen, s->peek.buf);
 
 	__builtin_memset(&s->req, 0, sizeof(s->req));
 	if (len)
-		triage_parse_http(s->buf, len, &s->req);
-	cat_id = triage_match_rules(&s->req, s->buf, len, &client, pc->nr_rules);
+		triage_parse_peek(&s->peek, len, &s->req);
+	cat_id = triage_match_peek(&s->req, &s->peek, len, &client, pc->nr_rules);
 
 	cat = NULL;
 	if (cat_id < TRIAGE_MAX_CATEGORIES)

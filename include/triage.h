@@ -92,6 +92,7 @@ enum triage_req_flags {
 	TRIAGE_REQ_HOST		= 1 << 1,	/* a Host header was seen */
 	TRIAGE_REQ_CLEN		= 1 << 2,	/* a Content-Length header was seen */
 	TRIAGE_REQ_TRUNCATED	= 1 << 3,	/* the headers did not end in the segment */
+	TRIAGE_REQ_PATH_TRUNCATED = 1 << 4,	/* the segment ended inside the target */
 };
 
 struct triage_http_req {
