@@ -287,11 +287,12 @@ static int controller_start(struct controller *ctl)
 
 	ret = workers_preflight(ctl);
 	if (!ret)
-		ret = check_port_free(cfg);
-	if (!ret)
 		ret = mount_bpffs();
+	/* A crashed run's workers still hold the port, so undo that run first. */
 	if (!ret)
 		ret = clean_stale(cfg->port, ctl->pin_dir);
+	if (!ret)
+		ret = check_port_free(cfg);
 	if (ret)
 		return ret;
 
