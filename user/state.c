@@ -64,8 +64,8 @@ void state_close(struct state *st)
 	st->fd = -1;
 }
 
-/* Reads the record into an array of lines; the caller frees lines[0] and lines. */
-static int state_read(uint16_t port, char ***lines_out, int *count)
+/* Reads the record into TEXT and its lines into LINES; the caller frees both. */
+static int state_read(uint16_t port, char **text_out, char ***lines_out, int *count)
 {
 	char path[128], *text, **lines, *save, *line;
 	int n = 0;
@@ -82,12 +82,12 @@ static int state_read(uint16_t port, char ***lines_out, int *count)
 	for (line = strtok_r(text, "\n", &save); line && n < MAX_RECORDS;
 	     line = strtok_r(NULL, "\n", &save))
 		lines[n++] = line;
-	if (n == 0 || lines[0] != text) {
-		/* Keep lines[0] pointing at the buffer so the caller can free it. */
+	if (n == 0) {
 		free(text);
 		free(lines);
 		return -EINVAL;
 	}
+	*text_out = text;
 	*lines_out = lines;
 	*count = n;
 	return 0;
@@ -95,14 +95,14 @@ static int state_read(uint16_t port, char ***lines_out, int *count)
 
 pid_t state_live_controller(uint16_t port)
 {
-	char **lines, cmd[64];
+	char *text, **lines, cmd[64];
 	int n, pid = 0;
 
-	if (state_read(port, &lines, &n))
+	if (state_read(port, &text, &lines, &n))
 		return 0;
 	if (sscanf(lines[0], "controller %d", &pid) != 1)
 		pid = 0;
-	free(lines[0]);
+	free(text);
 	free(lines);
 	if (pid <= 0 || proc_comm(pid, cmd, sizeof(cmd)) || strcmp(cmd, "triage"))
 		return 0;
@@ -171,15 +171,15 @@ static int undo_tc(const char *line)
 static int undo_sysctl(const char *line, unsigned long netns)
 {
 	char name[128], value[64], cur[64];
-	unsigned long here = netns_inode();
+	unsigned long current = netns_inode();
 	int err;
 
 	if (sscanf(line, "sysctl %127s %63s", name, value) != 2)
 		return -EINVAL;
-	if (here != netns) {
+	if (current != netns) {
 		pr_err("sysctl %s: set in network namespace net:[%lu], but this is net:[%lu]; "
 		       "run 'triage detach' inside that namespace (nsenter --net=...)",
-		       name, netns, here);
+		       name, netns, current);
 		return -EXDEV;
 	}
 	if (sysctl_read(name, cur, sizeof(cur)) == 0 && strcmp(cur, value) == 0)
@@ -266,10 +266,10 @@ static int undo_line(const char *line, unsigned long netns)
 int state_undo(uint16_t port)
 {
 	unsigned long netns = 0;
-	char **lines, path[128];
+	char *text, **lines, path[128];
 	int i, n, err, first = 0, pid;
 
-	err = state_read(port, &lines, &n);
+	err = state_read(port, &text, &lines, &n);
 	if (err)
 		return err;
 	if (sscanf(lines[0], "controller %d %lu", &pid, &netns) != 2) {
@@ -278,7 +278,7 @@ int state_undo(uint16_t port)
 		/* tc filters and sysctls belong to the run's namespace, so undo nothing here. */
 		pr_err("port %u: attached in network namespace net:[%lu], but this is net:[%lu]; run the command inside that namespace (nsenter --net=/run/netns/NAME)",
 		       port, netns, netns_inode());
-		free(lines[0]);
+		free(text);
 		free(lines);
 		return -EXDEV;
 	}
@@ -289,7 +289,7 @@ int state_undo(uint16_t port)
 		if (err && !first)
 			first = err;
 	}
-	free(lines[0]);
+	free(text);
 	free(lines);
 	if (first) {
 		pr_err("port %u: some objects were not removed; the record stays for another 'triage detach --port %u'",
