@@ -175,10 +175,14 @@ static int child_listen(struct controller *ctl, int errfd)
 static void child_exec(struct controller *ctl, struct pool *pool, struct worker *w, int errfd)
 {
 	int fd, prog_fd, i;
+	sigset_t mask;
 	__u64 value;
 	char buf[32];
 
 	errfd = fcntl(errfd, F_DUPFD_CLOEXEC, 10);
+	/* The controller blocks these for its signalfd, and a blocked mask survives exec. */
+	sigemptyset(&mask);
+	sigprocmask(SIG_SETMASK, &mask, NULL);
 	setpgid(0, 0);
 	if (cgroup_enter(&pool->cg, 0))
 		child_fail(errfd, STAGE_CGROUP);
