@@ -94,6 +94,18 @@ struct {
 	__type(value, struct triage_flow);
 } flows SEC(".maps");
 
+/*
+ * Pool of each recently closed connection by 4-tuple. A SYN that reuses the
+ * 4-tuple of a server-side TIME_WAIT socket gets no cookie, so its listener
+ * is chosen without payload; the last pool of that 4-tuple is the best guess.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, TRIAGE_MAX_FLOWS);
+	__type(key, struct triage_flow_key);
+	__type(value, struct triage_flow);
+} recent SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
 	__uint(map_flags, BPF_F_NO_PREALLOC);
@@ -134,6 +146,8 @@ static void count_steer(void *map, __u32 index, const struct triage_flow *flow)
 		st->syn++;
 	if (flow->flags & TRIAGE_FLOW_DEFAULT)
 		st->to_default++;
+	if (flow->flags & TRIAGE_FLOW_HINT)
+		st->syn_hinted++;
 }
 
 static void count_select_err(void *map, __u32 index)
@@ -206,6 +220,19 @@ static __u32 load_payload(struct sk_reuseport_md *md, __u32 offset, __u64 len, _
 	return len;
 }
 
+/* Places a connection chosen without payload where its 4-tuple went last time. */
+static void apply_hint(const struct triage_flow_key *key, struct triage_flow *flow)
+{
+	struct triage_flow *last = bpf_map_lookup_elem(&recent, key);
+
+	if (!last || last->pool >= TRIAGE_MAX_POOLS)
+		return;
+	flow->pool = last->pool;
+	flow->category = last->category;
+	flow->flags = TRIAGE_FLOW_HINT | (last->category == TRIAGE_NO_CATEGORY ?
+					  TRIAGE_FLOW_DEFAULT : 0);
+}
+
 SEC("sk_reuseport")
 int triage_select(struct sk_reuseport_md *md)
 {
@@ -245,6 +272,8 @@ int triage_select(struct sk_reuseport_md *md)
 	flow.flags = (len ? TRIAGE_FLOW_PAYLOAD : 0) | (cat ? 0 : TRIAGE_FLOW_DEFAULT);
 	flow.category = cat ? cat_id : TRIAGE_NO_CATEGORY;
 	flow.pool = cat ? cat->pool : pc->default_pool;
+	if (!len && !cat)
+		apply_hint(&key, &flow);
 
 	if (select_pool(md, flow.pool)) {
 		count_select_err(&pool_stats, flow.pool);
@@ -425,6 +454,12 @@ static void on_close(struct bpf_sock_ops *skops)
 		st->closed++;
 		st->bytes_in += skops->bytes_received;
 		st->bytes_out += skops->bytes_acked;
+	}
+	if (pool < TRIAGE_MAX_POOLS) {
+		struct triage_flow_key key = {};
+
+		flow_key_from_sockops(skops, &key);
+		bpf_map_update_elem(&recent, &key, stored, BPF_ANY);
 	}
 	bpf_sk_storage_delete(&conn_pool, sk);
 }

@@ -143,6 +143,7 @@ struct triage_steer_stats {
 	__u64 syn;			/* listener chosen without payload, at SYN time */
 	__u64 to_default;		/* no rule matched, so the default pool took it */
 	__u64 select_err;		/* bpf_sk_select_reuseport() failed */
+	__u64 syn_hinted;		/* of syn: placed by the last pool of the same 4-tuple */
 };
 
 /* Counters of the tc deferral program. */
@@ -171,6 +172,7 @@ struct triage_flow_key {
 enum triage_flow_flags {
 	TRIAGE_FLOW_PAYLOAD	= 1 << 0,	/* chosen from payload bytes */
 	TRIAGE_FLOW_DEFAULT	= 1 << 1,	/* no rule matched */
+	TRIAGE_FLOW_HINT	= 1 << 2,	/* placed by the 4-tuple's last pool */
 };
 
 /* How the reuseport program placed a connection, kept until it closes. */

@@ -205,8 +205,8 @@ static void print_json(const struct port_view *v, bool first)
 		pv = &v->pools[i];
 		printf("%s{\"name\":\"%s\",\"workers\":%u,\"active\":%lld,\"established\":%llu,"
 		       "\"closed\":%llu,\"bytes_in\":%llu,\"bytes_out\":%llu,\"payload\":%llu,"
-		       "\"syn\":%llu,\"default\":%llu,\"select_errors\":%llu,"
-		       "\"payload_share\":%.4f}",
+		       "\"syn\":%llu,\"syn_hinted\":%llu,\"default\":%llu,"
+		       "\"select_errors\":%llu,\"payload_share\":%.4f}",
 		       i ? "," : "", pv->pool.name, pv->pool.nr_slots,
 		       (long long)(pv->conn.established - pv->conn.closed),
 		       (unsigned long long)pv->conn.established,
@@ -214,6 +214,7 @@ static void print_json(const struct port_view *v, bool first)
 		       (unsigned long long)pv->conn.bytes_in,
 		       (unsigned long long)pv->conn.bytes_out,
 		       (unsigned long long)pv->steer.payload, (unsigned long long)pv->steer.syn,
+		       (unsigned long long)pv->steer.syn_hinted,
 		       (unsigned long long)pv->steer.to_default,
 		       (unsigned long long)pv->steer.select_err, payload_share(&pv->steer) / 100);
 	}
