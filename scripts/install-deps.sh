@@ -5,7 +5,7 @@
 set -eu
 
 PACKAGES="make gcc clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev libyaml-dev
-pkg-config libcriterion-dev iproute2 util-linux procps curl wrk lighttpd openssl"
+pkg-config libcriterion-dev iproute2 util-linux procps curl wrk lighttpd openssl jq"
 
 missing=""
 for p in $PACKAGES; do
