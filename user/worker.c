@@ -68,6 +68,7 @@
 #define IO_KB_MAX		1048576
 #define MEM_MB_MAX		4096
 #define IO_CHUNK		(64 * 1024)
+#define MAX_BLOB_KB		(64 * 1024)
 
 #define MIN(a, b)		((a) < (b) ? (a) : (b))
 
@@ -103,6 +104,7 @@ struct response {
 	const char *allow;		/* value of an Allow header, or NULL */
 	size_t body_len;
 	char body[256];
+	size_t blob_len;		/* when set, the body is this many bytes of blob_data() */
 };
 
 /* The response to a request whose body is still being read and discarded. */
@@ -608,6 +610,35 @@ static void handle_mem(const struct request *req, struct response *resp)
 			     strerror(-ret));
 }
 
+/* Returns MAX_BLOB_KB KiB of filler, allocated on the first large response. */
+static const char *blob_data(void)
+{
+	static char *blob;
+
+	if (!blob) {
+		blob = malloc((size_t)MAX_BLOB_KB * 1024);
+		if (blob)
+			memset(blob, 'x', (size_t)MAX_BLOB_KB * 1024);
+	}
+	return blob;
+}
+
+/* Large bodies for throughput tests, sent from one shared buffer. */
+static void handle_blob(const struct request *req, struct response *resp)
+{
+	uint64_t kb;
+
+	if (!get_param(req, "kb", MAX_BLOB_KB, &kb, resp))
+		return;
+	if (!blob_data()) {
+		set_response(resp, 503, "blob kb=%" PRIu64 ": out of memory\n", kb);
+		return;
+	}
+	resp->status = 200;
+	resp->blob_len = kb * 1024;
+	resp->body_len = resp->blob_len;
+}
+
 struct route {
 	const char *path;
 	void (*handle)(const struct request *req, struct response *resp);
@@ -618,6 +649,7 @@ static const struct route routes[] = {
 	{ "/cpu", handle_cpu },
 	{ "/io", handle_io },
 	{ "/mem", handle_mem },
+	{ "/blob", handle_blob },
 };
 
 static bool method_is(const struct request *req, const char *name)
@@ -1022,7 +1054,8 @@ static int queue_response(struct conn *c, const struct response *resp, bool keep
 		     worker.pool, (int)worker.pid, resp->allow ? "Allow: " : "",
 		     resp->allow ? resp->allow : "", resp->allow ? "\r\n" : "", connection);
 	if (out_append(c, hdr, MIN((size_t)n, sizeof(hdr) - 1)) ||
-	    (!head && out_append(c, resp->body, resp->body_len))) {
+	    (!head && resp->blob_len && out_append(c, blob_data(), resp->blob_len)) ||
+	    (!head && !resp->blob_len && out_append(c, resp->body, resp->body_len))) {
 		conn_fail(c, "queueing the response failed", ENOMEM);
 		return -1;
 	}
@@ -1669,6 +1702,7 @@ static const char usage_text[] =
 	"  /io?kb=N     writes N KiB to a temporary file in $TMPDIR (default /tmp),\n"
 	"               fsyncs it and reads it back, N from 0 to 1048576\n"
 	"  /mem?mb=N    allocates N MiB and writes to every page, N from 0 to 4096\n"
+	"  /blob?kb=N   returns a body of N KiB, N from 0 to 65536\n"
 	"\n"
 	"SIGTERM or SIGINT stops accepting, answers the requests already received\n"
 	"and exits within 5 s.\n"
