@@ -34,7 +34,7 @@ UNIT_TESTS	:= $(patsubst tests/%.c,$(OUT)/tests/%,$(wildcard tests/test_*.c))
 .DELETE_ON_ERROR:
 # Keep the BPF objects, which make would delete as intermediate files.
 .SECONDARY:
-.PHONY: all deps demo check unit e2e clean help vmlinux
+.PHONY: all deps demo check unit e2e bench bench-quick bench-report clean help vmlinux
 
 all: $(OUT)/triage $(OUT)/triage-worker
 
@@ -46,6 +46,9 @@ help:
 	@echo '  check      install packages, build, run unit and end-to-end tests (root)'
 	@echo '  unit       run the Criterion unit tests only'
 	@echo '  e2e        run the end-to-end tests only (root)'
+	@echo '  bench      run every benchmark, under 30 minutes (root); writes docs/BENCHMARKS.md'
+	@echo '  bench-quick  run a short smoke pass of the benchmarks, under 3 minutes (root)'
+	@echo '  bench-report  regenerate docs/BENCHMARKS.md from the last raw results'
 	@echo '  vmlinux    regenerate vmlinux.h from /sys/kernel/btf/vmlinux'
 	@echo '  clean      remove $(OUT)/'
 	@echo 'Set V=1 to print full commands.'
@@ -83,6 +86,10 @@ $(OUT)/triage-worker: user/worker.c | $(OUT)
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(CFLAGS) $< -o $@
 
+$(OUT)/triage-loadgen: tests/bench/loadgen.c | $(OUT)
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(CFLAGS) $< -o $@ -lm
+
 $(OUT)/tests/%: tests/%.c $(LIB_OBJS) $(wildcard bpf/*.h) $(SKELS) | $(OUT)/tests
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(CFLAGS) -Ibpf -Itests $< $(LIB_OBJS) -o $@ $(LIBS) -lcriterion
@@ -97,6 +104,19 @@ check: deps
 	$(Q)$(MAKE) --no-print-directory all $(UNIT_TESTS)
 	$(Q)$(MAKE) --no-print-directory unit
 	$(Q)$(MAKE) --no-print-directory e2e
+
+bench: deps
+	$(Q)scripts/install-deps.sh bench
+	$(Q)$(MAKE) --no-print-directory all $(OUT)/triage-loadgen
+	$(Q)scripts/bench/run.sh full
+
+bench-quick: deps
+	$(Q)scripts/install-deps.sh bench
+	$(Q)$(MAKE) --no-print-directory all $(OUT)/triage-loadgen
+	$(Q)scripts/bench/run.sh quick
+
+bench-report:
+	$(Q)scripts/bench/report.py
 
 demo: deps
 	$(Q)$(MAKE) --no-print-directory all

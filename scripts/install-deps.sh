@@ -5,7 +5,13 @@
 set -eu
 
 PACKAGES="make gcc clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev libyaml-dev
-pkg-config libcriterion-dev iproute2 util-linux procps curl wrk lighttpd openssl jq"
+pkg-config libcriterion-dev iproute2 util-linux procps curl wrk lighttpd openssl jq
+python3"
+# The peers and tools of 'make bench' only, installed with the argument "bench".
+BENCH_PACKAGES="haproxy nginx-light gnuplot-nox httperf"
+if [ "${1:-}" = bench ]; then
+	PACKAGES=$BENCH_PACKAGES
+fi
 
 missing=""
 for p in $PACKAGES; do
@@ -17,7 +23,7 @@ for p in $PACKAGES; do
 done
 
 if [ -z "$missing" ]; then
-	echo "install-deps: every package is installed"
+	echo "install-deps: every package${1:+ for $1} is installed"
 	exit 0
 fi
 if [ "$(id -u)" -ne 0 ]; then
