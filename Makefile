@@ -42,7 +42,7 @@ help:
 	@echo 'Targets:'
 	@echo '  all        build $(OUT)/triage and $(OUT)/triage-worker (default)'
 	@echo '  deps       install the Debian packages that build, demo and tests use'
-	@echo '  demo       run the demo in its own network namespace (root)'
+	@echo '  demo       install packages, build, run the demo in its own network namespaces (root)'
 	@echo '  check      install packages, build, run unit and end-to-end tests (root)'
 	@echo '  unit       run the Criterion unit tests only'
 	@echo '  e2e        run the end-to-end tests only (root)'

@@ -135,7 +135,7 @@ int port_bpf_setup(struct controller *ctl)
 		pr_err("port %u: failed to fill the rule maps: %s", ctl->cfg->port, strerror(-err));
 		return err;
 	}
-	pr_info("port %u: BPF programs loaded, %d rules, %d categories, %d pools, pinned at %s",
+	pr_info("port %u: BPF programs loaded (rules %d, categories %d, pools %d), pinned at %s",
 		ctl->cfg->port, ctl->cfg->nr_rules, ctl->cfg->nr_categories, ctl->nr_pools,
 		ctl->pin_dir);
 	return 0;

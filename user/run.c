@@ -91,7 +91,7 @@ int cmd_check(int argc, char **argv)
 	if (!ret)
 		ret = load_config(file, cfg);
 	if (!ret)
-		printf("%s: valid: port %u, mode %s, %d pools, %d categories, %d rules\n", file,
+		printf("%s: valid: port %u, mode %s, pools %d, categories %d, rules %d\n", file,
 		       cfg->port, config_mode_name(cfg->mode), cfg->nr_pools, cfg->nr_categories,
 		       cfg->nr_rules);
 	config_free(cfg);

@@ -186,7 +186,7 @@ static void print_text(const struct port_view *v)
 		printf("  %-16s %-16s %9llu %9llu %7llu\n",
 		       i < TRIAGE_MAX_CATEGORIES ? v->cats[i].name : "(no rule)",
 		       i < TRIAGE_MAX_CATEGORIES ? v->pools[v->cats[i].pool].pool.name :
-						   "(default)",
+						   v->pools[v->conf.default_pool].pool.name,
 		       (unsigned long long)cs->payload, (unsigned long long)cs->syn,
 		       (unsigned long long)cs->select_err);
 	}
