@@ -51,7 +51,8 @@ static int libbpf_print(enum libbpf_print_level level, const char *fmt, va_list 
 
 	switch (level) {
 	case LIBBPF_WARN:
-		ours = LOG_LVL_WARN;
+		/* Probes that may fail relay the kernel's text; our own message reports real errors. */
+		ours = strncmp(fmt, "Kernel error message", 20) ? LOG_LVL_WARN : LOG_LVL_DEBUG;
 		break;
 	case LIBBPF_INFO:
 		ours = LOG_LVL_DEBUG;

@@ -302,7 +302,8 @@ static int controller_start(struct controller *ctl)
 		       strerror(-ret));
 		return ret;
 	}
-	ret = state_add(&ctl->st, "controller %d %lu", getpid(), netns_inode());
+	ret = state_add(&ctl->st, "controller %d %lu %llu", getpid(), netns_inode(),
+			proc_start_time(getpid()));
 	/* BPF first: a host that does not permit it fails before any cgroup exists. */
 	if (!ret)
 		ret = port_bpf_setup(ctl);

@@ -19,9 +19,14 @@
 #include "sysutil.h"
 #include "tc.h"
 
-#define MAX_RECORDS	4096
 /* Seconds a worker gets between SIGTERM and SIGKILL. */
 #define STOP_GRACE_S	5
+
+/* The run whose record is being undone. */
+struct undo_ctx {
+	uint16_t port;
+	unsigned long netns;
+};
 
 void state_path(uint16_t port, char *buf, size_t len)
 {
@@ -71,16 +76,16 @@ static int state_read(uint16_t port, char **text_out, char ***lines_out, int *co
 	int n = 0;
 
 	state_path(port, path, sizeof(path));
-	text = read_text_file(path, 1 << 20);
+	text = read_text_file(path, 64 << 20);
 	if (!text)
 		return -errno;
-	lines = calloc(MAX_RECORDS, sizeof(*lines));
+	/* A line needs at least two bytes, so this many pointers always suffice. */
+	lines = calloc(strlen(text) / 2 + 1, sizeof(*lines));
 	if (!lines) {
 		free(text);
 		return -ENOMEM;
 	}
-	for (line = strtok_r(text, "\n", &save); line && n < MAX_RECORDS;
-	     line = strtok_r(NULL, "\n", &save))
+	for (line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save))
 		lines[n++] = line;
 	if (n == 0) {
 		free(text);
@@ -96,15 +101,19 @@ static int state_read(uint16_t port, char **text_out, char ***lines_out, int *co
 pid_t state_live_controller(uint16_t port)
 {
 	char *text, **lines, cmd[64];
+	unsigned long long started = 0;
 	int n, pid = 0;
 
 	if (state_read(port, &text, &lines, &n))
 		return 0;
-	if (sscanf(lines[0], "controller %d", &pid) != 1)
+	if (sscanf(lines[0], "controller %d %*u %llu", &pid, &started) != 2)
 		pid = 0;
 	free(text);
 	free(lines);
 	if (pid <= 0 || proc_comm(pid, cmd, sizeof(cmd)) || strcmp(cmd, "triage"))
+		return 0;
+	/* A reused pid has another start time, and a zombie no longer runs. */
+	if (!proc_alive(pid) || proc_start_time(pid) != started)
 		return 0;
 	return pid;
 }
@@ -122,14 +131,15 @@ static bool worker_exited(char **lines, int n, int pid)
 /* Sends SIGTERM to the recorded workers still in their cgroup, then SIGKILL after the grace. */
 static void undo_workers(char **lines, int n)
 {
-	pid_t pids[MAX_RECORDS];
-	char cg[512];
-	int i, pid, count = 0;
+	pid_t *pids = calloc(n, sizeof(*pids));
+	const char *cg;
+	int i, pid, off, count = 0;
 	time_t deadline;
 
-	for (i = 0; i < n; i++) {
-		if (sscanf(lines[i], "worker %d %511s", &pid, cg) != 2 || worker_exited(lines, n, pid))
+	for (i = 0; pids && i < n; i++) {
+		if (sscanf(lines[i], "worker %d %n", &pid, &off) != 1 || worker_exited(lines, n, pid))
 			continue;
+		cg = lines[i] + off;
 		if (!proc_in_cgroup(pid, cg))
 			continue;
 		pr_info("worker pid %d in %s: sending SIGTERM", pid, cg);
@@ -146,9 +156,72 @@ static void undo_workers(char **lines, int n)
 			kill(pids[i], SIGKILL);
 		}
 	}
+	free(pids);
 }
 
-static int undo_tc(const char *line)
+/*
+ * Finds the record of another port in network namespace NETNS that has a
+ * line starting with PREFIX (any line when PREFIX is empty). Returns 0 and
+ * its path in PATH, or -ENOENT.
+ */
+static int find_other_record(uint16_t port, unsigned long netns, const char *prefix,
+			     char *path, size_t len)
+{
+	unsigned int other, pid;
+	unsigned long other_ns;
+	char *text, *line, *save;
+	struct dirent *de;
+	bool found = false;
+	DIR *d = opendir(STATE_DIR);
+
+	while (d && !found && (de = readdir(d))) {
+		if (sscanf(de->d_name, "%u.state", &other) != 1 || other == port)
+			continue;
+		snprintf(path, len, "%s/%s", STATE_DIR, de->d_name);
+		text = read_text_file(path, 64 << 20);
+		if (!text)
+			continue;
+		if (sscanf(text, "controller %u %lu", &pid, &other_ns) == 2 && other_ns == netns)
+			for (line = strtok_r(text, "\n", &save); line && !found;
+			     line = strtok_r(NULL, "\n", &save))
+				found = !strncmp(line, prefix, strlen(prefix));
+		free(text);
+	}
+	if (d)
+		closedir(d);
+	return found ? 0 : -ENOENT;
+}
+
+static int append_line(const char *path, const char *line)
+{
+	int fd = open(path, O_WRONLY | O_APPEND | O_CLOEXEC), err = 0;
+	size_t n = strlen(line);
+
+	if (fd < 0)
+		return -errno;
+	if (write(fd, line, n) != (ssize_t)n || write(fd, "\n", 1) != 1)
+		err = -errno;
+	close(fd);
+	return err;
+}
+
+/*
+ * Passes the undo of a shared object to another run in the same namespace,
+ * which still needs it: that run's record gets LINE and undoes it at its stop.
+ */
+static bool hand_over(const struct undo_ctx *ctx, const char *prefix, const char *line,
+		      const char *what)
+{
+	char path[300];
+
+	if (find_other_record(ctx->port, ctx->netns, prefix, path, sizeof(path)) ||
+	    append_line(path, line))
+		return false;
+	pr_info("%s: still used by the run recorded in %s, which now undoes it", what, path);
+	return true;
+}
+
+static int undo_tc(const struct undo_ctx *ctx, const char *line)
 {
 	unsigned int ifindex, handle, prio, hook_created;
 	char ifname[IF_NAMESIZE + 1];
@@ -157,8 +230,19 @@ static int undo_tc(const char *line)
 	if (sscanf(line, "tc %u %u %u %u %16s", &ifindex, &handle, &prio, &hook_created,
 		   ifname) != 5)
 		return -EINVAL;
+	if (hook_created) {
+		char prefix[32], qdisc[64], what[64];
+
+		/* Another port's filter sits on the clsact qdisc that this run created. */
+		snprintf(prefix, sizeof(prefix), "tc %u ", ifindex);
+		snprintf(qdisc, sizeof(qdisc), "qdisc %u %s", ifindex, ifname);
+		snprintf(what, sizeof(what), "interface %s: clsact qdisc", ifname);
+		if (hand_over(ctx, prefix, qdisc, what))
+			hook_created = 0;
+	}
 	err = tc_filter_remove(ifindex, handle, prio, hook_created);
-	if (err && err != -ENOENT && err != -ENODEV) {
+	/* EINVAL: the clsact qdisc, and so the filter, is already gone. */
+	if (err && err != -ENOENT && err != -ENODEV && err != -EINVAL) {
 		pr_err("interface %s: failed to remove tc filter handle %u prio %u: %s",
 		       ifname, handle, prio, strerror(-err));
 		return err;
@@ -168,21 +252,37 @@ static int undo_tc(const char *line)
 	return 0;
 }
 
-static int undo_sysctl(const char *line, unsigned long netns)
+static int undo_qdisc(const char *line)
 {
-	char name[128], value[64], cur[64];
+	char ifname[IF_NAMESIZE + 1];
+	unsigned int ifindex;
+
+	if (sscanf(line, "qdisc %u %16s", &ifindex, ifname) != 2)
+		return -EINVAL;
+	tc_hook_remove(ifindex);
+	pr_info("interface %s: removed the clsact qdisc", ifname);
+	return 0;
+}
+
+static int undo_sysctl(const struct undo_ctx *ctx, const char *line)
+{
+	char name[128], value[64], cur[64], what[160];
 	unsigned long current = netns_inode();
 	int err;
 
 	if (sscanf(line, "sysctl %127s %63s", name, value) != 2)
 		return -EINVAL;
-	if (current != netns) {
+	if (current != ctx->netns) {
 		pr_err("sysctl %s: set in network namespace net:[%lu], but this is net:[%lu]; "
 		       "run 'triage detach' inside that namespace (nsenter --net=...)",
-		       name, netns, current);
+		       name, ctx->netns, current);
 		return -EXDEV;
 	}
 	if (sysctl_read(name, cur, sizeof(cur)) == 0 && strcmp(cur, value) == 0)
+		return 0;
+	/* Every payload-mode port of the namespace needs the value this run set. */
+	snprintf(what, sizeof(what), "sysctl %s", name);
+	if (hand_over(ctx, "tc ", line, what))
 		return 0;
 	err = sysctl_write(name, value);
 	if (err) {
@@ -206,18 +306,46 @@ static bool has_subdirs(const char *path)
 	return found;
 }
 
+/*
+ * Ends what is left in a cgroup this run created: children that its workers
+ * forked. They keep the pool's listening socket, so the port stays taken.
+ */
+static void end_cgroup_procs(const char *path)
+{
+	char file[600], *text, *line, *save;
+	int pid, round;
+
+	snprintf(file, sizeof(file), "%s/cgroup.procs", path);
+	for (round = 0; round < 2; round++) {
+		text = read_text_file(file, 1 << 20);
+		if (!text || !*text) {
+			free(text);
+			return;
+		}
+		for (line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+			pid = atoi(line);
+			if (pid <= 0)
+				continue;
+			pr_warn("cgroup %s: process %d still runs, sending %s", path, pid,
+				round ? "SIGKILL" : "SIGTERM");
+			kill(pid, round ? SIGKILL : SIGTERM);
+		}
+		free(text);
+		sleep_ms(round ? 100 : 1000);
+	}
+}
+
 static int undo_cgroup(const char *line)
 {
-	char path[512];
+	const char *path = line + strlen("cgroup ");
 	int err;
 
-	if (sscanf(line, "cgroup %511s", path) != 1)
-		return -EINVAL;
 	if (has_subdirs(path)) {
 		/* A parent such as the shared "triage" folder still serves another port. */
 		pr_info("cgroup %s: kept, other cgroups below it", path);
 		return 0;
 	}
+	end_cgroup_procs(path);
 	err = cgroup_rmdir_wait(path);
 	if (err && err != -ENOENT) {
 		pr_err("cgroup %s: failed to remove: %s", path, strerror(-err));
@@ -230,11 +358,15 @@ static int undo_cgroup(const char *line)
 
 static int undo_subtree(const char *line)
 {
-	char path[512], ctrl[32], buf[600];
+	char path[512], buf[600];
+	const char *ctrl = strrchr(line, ' ');
 	int err;
 
-	if (sscanf(line, "subtree %511s %31s", path, ctrl) != 2)
+	if (!ctrl || ctrl <= line + strlen("subtree "))
 		return -EINVAL;
+	snprintf(path, sizeof(path), "%.*s", (int)(ctrl - line - strlen("subtree ")),
+		 line + strlen("subtree "));
+	ctrl++;
 	snprintf(buf, sizeof(buf), "%s/cgroup.subtree_control", path);
 	err = write_file_fmt(buf, "-%s", ctrl);
 	if (err) {
@@ -246,38 +378,38 @@ static int undo_subtree(const char *line)
 	return 0;
 }
 
-static int undo_line(const char *line, unsigned long netns)
+static int undo_line(const struct undo_ctx *ctx, const char *line)
 {
-	char path[512];
-
 	if (!strncmp(line, "tc ", 3))
-		return undo_tc(line);
+		return undo_tc(ctx, line);
+	if (!strncmp(line, "qdisc ", 6))
+		return undo_qdisc(line);
 	if (!strncmp(line, "sysctl ", 7))
-		return undo_sysctl(line, netns);
+		return undo_sysctl(ctx, line);
 	if (!strncmp(line, "cgroup ", 7))
 		return undo_cgroup(line);
 	if (!strncmp(line, "subtree ", 8))
 		return undo_subtree(line);
-	if (sscanf(line, "pins %511s", path) == 1)
-		return pins_remove(path);
+	if (!strncmp(line, "pins ", 5))
+		return pins_remove(line + 5);
 	return 0;
 }
 
 int state_undo(uint16_t port)
 {
-	unsigned long netns = 0;
+	struct undo_ctx ctx = { .port = port };
 	char *text, **lines, path[128];
 	int i, n, err, first = 0, pid;
 
 	err = state_read(port, &text, &lines, &n);
 	if (err)
 		return err;
-	if (sscanf(lines[0], "controller %d %lu", &pid, &netns) != 2) {
+	if (sscanf(lines[0], "controller %d %lu", &pid, &ctx.netns) != 2) {
 		pr_warn("port %u: record has no controller line; undoing it anyway", port);
-	} else if (netns != netns_inode()) {
+	} else if (ctx.netns != netns_inode()) {
 		/* tc filters and sysctls belong to the run's namespace, so undo nothing here. */
 		pr_err("port %u: attached in network namespace net:[%lu], but this is net:[%lu]; run the command inside that namespace (nsenter --net=/run/netns/NAME)",
-		       port, netns, netns_inode());
+		       port, ctx.netns, netns_inode());
 		free(text);
 		free(lines);
 		return -EXDEV;
@@ -285,7 +417,7 @@ int state_undo(uint16_t port)
 
 	undo_workers(lines, n);
 	for (i = n - 1; i >= 0; i--) {
-		err = undo_line(lines[i], netns);
+		err = undo_line(&ctx, lines[i]);
 		if (err && !first)
 			first = err;
 	}

@@ -137,6 +137,27 @@ bool proc_alive(pid_t pid)
 	return alive;
 }
 
+unsigned long long proc_start_time(pid_t pid)
+{
+	unsigned long long start = 0;
+	char path[64], *text, *p;
+	int field;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+	text = read_text_file(path, 1024);
+	if (!text)
+		return 0;
+	/* Field 22 is starttime; count from field 3, after the parenthesized name. */
+	p = strrchr(text, ')');
+	for (field = 2; p && *p && field < 22; p++)
+		if (*p == ' ')
+			field++;
+	if (p && field == 22)
+		start = strtoull(p, NULL, 10);
+	free(text);
+	return start;
+}
+
 bool proc_in_cgroup(pid_t pid, const char *cgroup_dir)
 {
 	char path[64], *text, *line;

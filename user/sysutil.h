@@ -19,6 +19,8 @@ int sysctl_write(const char *name, const char *value);
 unsigned long netns_inode(void);
 int proc_comm(pid_t pid, char *buf, size_t len);
 bool proc_alive(pid_t pid);
+/* Returns the start time of PID in clock ticks since boot, or 0. */
+unsigned long long proc_start_time(pid_t pid);
 /* Returns true when PID's cgroup v2 path ends in REL_OR_ABS's path below the mount. */
 bool proc_in_cgroup(pid_t pid, const char *cgroup_dir);
 void sleep_ms(long ms);

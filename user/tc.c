@@ -51,6 +51,15 @@ int tc_filter_add(int ifindex, int prog_fd, unsigned int handle, bool *hook_crea
 	return err;
 }
 
+void tc_hook_remove(int ifindex)
+{
+	struct bpf_tc_hook hook;
+
+	tc_hook_init(&hook, ifindex);
+	hook.attach_point = BPF_TC_INGRESS | BPF_TC_EGRESS;
+	bpf_tc_hook_destroy(&hook);
+}
+
 int tc_filter_remove(int ifindex, unsigned int handle, unsigned int prio, bool hook_created)
 {
 	LIBBPF_OPTS(bpf_tc_opts, opts, .handle = handle, .priority = prio);
@@ -59,10 +68,8 @@ int tc_filter_remove(int ifindex, unsigned int handle, unsigned int prio, bool h
 
 	tc_hook_init(&hook, ifindex);
 	err = bpf_tc_detach(&hook, &opts);
-	if (hook_created) {
-		/* Destroying both attach points removes the clsact qdisc itself. */
-		hook.attach_point = BPF_TC_INGRESS | BPF_TC_EGRESS;
-		bpf_tc_hook_destroy(&hook);
-	}
+	/* Destroying both attach points removes the clsact qdisc itself. */
+	if (hook_created)
+		tc_hook_remove(ifindex);
 	return err;
 }

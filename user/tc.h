@@ -17,6 +17,8 @@ int tc_filter_add(int ifindex, int prog_fd, unsigned int handle, bool *hook_crea
 		  bool *replaced);
 /* Removes the filter; removes the clsact qdisc too when HOOK_CREATED. */
 int tc_filter_remove(int ifindex, unsigned int handle, unsigned int prio, bool hook_created);
+/* Removes the clsact qdisc of IFINDEX with every filter on it. */
+void tc_hook_remove(int ifindex);
 /* Returns 1 when a filter with HANDLE and TRIAGE_TC_PRIO is on IFINDEX, 0 if not. */
 int tc_filter_exists(int ifindex, unsigned int handle);
 
