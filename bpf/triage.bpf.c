@@ -272,7 +272,7 @@ int triage_select(struct sk_reuseport_md *md)
 	flow.flags = (len ? TRIAGE_FLOW_PAYLOAD : 0) | (cat ? 0 : TRIAGE_FLOW_DEFAULT);
 	flow.category = cat ? cat_id : TRIAGE_NO_CATEGORY;
 	flow.pool = cat ? cat->pool : pc->default_pool;
-	if (!len && !cat)
+	if (!len && !cat && (pc->flags & TRIAGE_CONF_SYN_LAST_POOL))
 		apply_hint(&key, &flow);
 
 	if (select_pool(md, flow.pool)) {
@@ -292,53 +292,58 @@ int triage_select(struct sk_reuseport_md *md)
 	return SK_PASS;
 }
 
-/* Returns true for a TCP segment that is a bare ACK to our port. */
+/*
+ * Returns true for a TCP segment that is a bare ACK to our port. Headers are
+ * read relative to the network header, so devices without an Ethernet header
+ * (tun, WireGuard, ipip) and IPv4 options work too.
+ */
 static bool is_bare_ack(struct __sk_buff *skb, struct bpf_sock_tuple *tuple, __u32 *tuple_len)
 {
-	void *data = (void *)(long)skb->data;
-	void *end = (void *)(long)skb->data_end;
-	struct ethhdr *eth = data;
-	struct tcphdr *th;
-	__u32 payload_len;
+	__u32 l4, total;
+	struct tcphdr th;
 	__u8 flags;
 
-	if ((void *)(eth + 1) > end)
-		return false;
-	if (eth->h_proto == bpf_htons(ETH_P_IP)) {
-		struct iphdr *ip = (void *)(eth + 1);
+	if (skb->protocol == bpf_htons(ETH_P_IP)) {
+		struct iphdr ip;
 
-		if ((void *)(ip + 1) > end || ip->protocol != IPPROTO_TCP || ip->ihl != 5)
+		if (bpf_skb_load_bytes_relative(skb, 0, &ip, sizeof(ip), BPF_HDR_START_NET))
 			return false;
-		th = (void *)(ip + 1);
-		if ((void *)(th + 1) > end)
+		/* A fragment carries no complete TCP header to judge. */
+		if (ip.protocol != IPPROTO_TCP || ip.ihl < 5 || (ip.frag_off & bpf_htons(0x3fff)))
 			return false;
-		payload_len = bpf_ntohs(ip->tot_len) - sizeof(*ip) - th->doff * 4;
-		tuple->ipv4.saddr = ip->saddr;
-		tuple->ipv4.daddr = ip->daddr;
-		tuple->ipv4.sport = th->source;
-		tuple->ipv4.dport = th->dest;
+		l4 = ip.ihl * 4;
+		total = bpf_ntohs(ip.tot_len);
+		tuple->ipv4.saddr = ip.saddr;
+		tuple->ipv4.daddr = ip.daddr;
 		*tuple_len = sizeof(tuple->ipv4);
-	} else if (eth->h_proto == bpf_htons(ETH_P_IPV6)) {
-		struct ipv6hdr *ip6 = (void *)(eth + 1);
+	} else if (skb->protocol == bpf_htons(ETH_P_IPV6)) {
+		struct ipv6hdr ip6;
 
+		if (bpf_skb_load_bytes_relative(skb, 0, &ip6, sizeof(ip6), BPF_HDR_START_NET))
+			return false;
 		/* Extension headers are not followed: such segments pass untouched. */
-		if ((void *)(ip6 + 1) > end || ip6->nexthdr != IPPROTO_TCP)
+		if (ip6.nexthdr != IPPROTO_TCP)
 			return false;
-		th = (void *)(ip6 + 1);
-		if ((void *)(th + 1) > end)
-			return false;
-		payload_len = bpf_ntohs(ip6->payload_len) - th->doff * 4;
-		__builtin_memcpy(tuple->ipv6.saddr, &ip6->saddr, 16);
-		__builtin_memcpy(tuple->ipv6.daddr, &ip6->daddr, 16);
-		tuple->ipv6.sport = th->source;
-		tuple->ipv6.dport = th->dest;
+		l4 = sizeof(ip6);
+		total = l4 + bpf_ntohs(ip6.payload_len);
+		__builtin_memcpy(tuple->ipv6.saddr, &ip6.saddr, 16);
+		__builtin_memcpy(tuple->ipv6.daddr, &ip6.daddr, 16);
 		*tuple_len = sizeof(tuple->ipv6);
 	} else {
 		return false;
 	}
-	if (th->dest != bpf_htons(port) || payload_len != 0)
+	if (bpf_skb_load_bytes_relative(skb, l4, &th, sizeof(th), BPF_HDR_START_NET))
 		return false;
-	flags = ((__u8 *)th)[13];
+	if (th.dest != bpf_htons(port) || total != l4 + th.doff * 4)
+		return false;
+	if (*tuple_len == sizeof(tuple->ipv4)) {
+		tuple->ipv4.sport = th.source;
+		tuple->ipv4.dport = th.dest;
+	} else {
+		tuple->ipv6.sport = th.source;
+		tuple->ipv6.dport = th.dest;
+	}
+	flags = ((__u8 *)&th)[13];
 	return (flags & (TCP_FLAG_SYN | TCP_FLAG_FIN | TCP_FLAG_RST | TCP_FLAG_ACK)) == TCP_FLAG_ACK;
 }
 
@@ -380,6 +385,16 @@ static void flow_key_from_sockops(struct bpf_sock_ops *skops, struct triage_flow
 	if (skops->family == AF_INET) {
 		__builtin_memcpy(key->saddr, &skops->remote_ip4, 4);
 		__builtin_memcpy(key->daddr, &skops->local_ip4, 4);
+	} else if (skops->remote_ip6[0] == 0 && skops->remote_ip6[1] == 0 &&
+		   skops->remote_ip6[2] == bpf_htonl(0xffff)) {
+		/* An IPv4 client of a dual-stack listener: the selector keyed it as IPv4. */
+		__u32 a;
+
+		key->family = AF_INET;
+		a = skops->remote_ip6[3];
+		__builtin_memcpy(key->saddr, &a, 4);
+		a = skops->local_ip6[3];
+		__builtin_memcpy(key->daddr, &a, 4);
 	} else {
 		__u32 a[4];
 

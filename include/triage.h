@@ -106,12 +106,17 @@ struct triage_http_req {
 	char host[TRIAGE_HOST_LEN];	/* lower case, without port */
 };
 
+enum triage_conf_flags {
+	/* Place SYN-time connections with no matching rule by the 4-tuple's last pool. */
+	TRIAGE_CONF_SYN_LAST_POOL	= 1 << 0,
+};
+
 /* Global settings of one attached port: array map with one entry. */
 struct triage_port_conf {
 	__u32 nr_rules;
 	__u32 default_pool;
 	__u32 mode;			/* enum triage_mode */
-	__u32 pad;
+	__u32 flags;			/* enum triage_conf_flags */
 };
 
 /* A category maps to the pool that serves it. */

@@ -463,6 +463,27 @@ Test(error, bad_address)
 	expect_text("got '300.1.2.3'");
 }
 
+Test(parse, syn_placement, .fini = free_config)
+{
+	int ret = parse(HEAD "syn_placement: last_pool\n");
+
+	cr_assert_eq(ret, 0, "returned %d: %s", ret, err);
+	cr_assert(cfg.syn_last_pool, "syn_placement: last_pool not stored");
+}
+
+Test(parse, syn_placement_default, .fini = free_config)
+{
+	int ret = parse(HEAD);
+
+	cr_assert_eq(ret, 0, "returned %d: %s", ret, err);
+	cr_assert_not(cfg.syn_last_pool, "the default placement is not the default pool");
+}
+
+Test(error, unknown_syn_placement)
+{
+	expect_error(HEAD "syn_placement: hint\n", -EINVAL, 6, "key 'syn_placement'");
+}
+
 Test(error, unknown_mode)
 {
 	expect_error(HEAD "mode: fast\n", -EINVAL, 6, "key 'mode'");

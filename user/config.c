@@ -385,6 +385,19 @@ static int parse_mode(struct parser *p, const yaml_node_t *node)
 	return 0;
 }
 
+static int parse_syn_placement(struct parser *p, const yaml_node_t *node)
+{
+	const char *text = text_of(node);
+
+	if (text && !strcmp(text, "default_pool"))
+		p->cfg->syn_last_pool = false;
+	else if (text && !strcmp(text, "last_pool"))
+		p->cfg->syn_last_pool = true;
+	else
+		return bad_value(p, node, "syn_placement", "default_pool or last_pool");
+	return 0;
+}
+
 /* ".." is rejected because the controller creates and removes folders below the root. */
 static bool has_dotdot(const char *path)
 {
@@ -1411,7 +1424,7 @@ static int parse_categories(struct parser *p, const yaml_node_t *node)
 
 enum {
 	TOP_PORT, TOP_ADDRESS, TOP_MODE, TOP_CGROUP_ROOT, TOP_INTERFACES, TOP_TICK_MS,
-	TOP_DEFAULT_POOL, TOP_POOLS, TOP_CATEGORIES, TOP_NR
+	TOP_SYN_PLACEMENT, TOP_DEFAULT_POOL, TOP_POOLS, TOP_CATEGORIES, TOP_NR
 };
 
 static const char *const top_keys[] = {
@@ -1421,6 +1434,7 @@ static const char *const top_keys[] = {
 	[TOP_CGROUP_ROOT] = "cgroup_root",
 	[TOP_INTERFACES] = "interfaces",
 	[TOP_TICK_MS] = "tick_ms",
+	[TOP_SYN_PLACEMENT] = "syn_placement",
 	[TOP_DEFAULT_POOL] = "default_pool",
 	[TOP_POOLS] = "pools",
 	[TOP_CATEGORIES] = "categories",
@@ -1444,6 +1458,8 @@ static int parse_settings(struct parser *p, yaml_node_t **v)
 		ret = parse_cgroup_root(p, v[TOP_CGROUP_ROOT]);
 	if (!ret && v[TOP_INTERFACES])
 		ret = parse_interfaces(p, v[TOP_INTERFACES]);
+	if (!ret && v[TOP_SYN_PLACEMENT])
+		ret = parse_syn_placement(p, v[TOP_SYN_PLACEMENT]);
 	if (!ret && v[TOP_TICK_MS]) {
 		ret = get_integer(p, v[TOP_TICK_MS], "tick_ms", 100, 60000, &value);
 		cfg->tick_ms = (int)value;

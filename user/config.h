@@ -66,6 +66,11 @@ struct config {
 	int nr_ifaces;
 	int default_pool;		/* index into pools */
 	int tick_ms;
+	/*
+	 * Where a connection chosen without payload and without a matching rule
+	 * goes: the default pool, or the pool of its 4-tuple's previous connection.
+	 */
+	bool syn_last_pool;
 
 	struct pool_config pools[TRIAGE_MAX_POOLS];
 	int nr_pools;

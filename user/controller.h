@@ -68,6 +68,9 @@ void workers_restart_due(struct controller *ctl);
 /* SIGTERM to every worker, SIGKILL after the grace period; reaps them. */
 void workers_stop_all(struct controller *ctl);
 
+/* Returns -EINTR when SIGINT or SIGTERM is pending; both stay blocked for the signalfd. */
+int stop_requested(void);
+
 int cmd_run(int argc, char **argv);
 int cmd_check(int argc, char **argv);
 int cmd_status(int argc, char **argv);

@@ -67,6 +67,7 @@ static int fill_rules(struct controller *ctl)
 		.nr_rules = cfg->nr_rules,
 		.default_pool = cfg->default_pool,
 		.mode = cfg->mode,
+		.flags = cfg->syn_last_pool ? TRIAGE_CONF_SYN_LAST_POOL : 0,
 	};
 	int i, err, fd;
 	__u32 key;

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include <linux/magic.h>
+#include <net/if.h>
 
 #include "controller.h"
 #include "log.h"
@@ -181,6 +182,21 @@ static int mount_bpffs(void)
 	return 0;
 }
 
+/* Checks that every configured interface exists, before anything is created. */
+static int check_interfaces(const struct config *cfg)
+{
+	int i;
+
+	for (i = 0; i < cfg->nr_ifaces; i++) {
+		if (if_nametoindex(cfg->ifaces[i]))
+			continue;
+		pr_err("interface '%s': not found in this network namespace (net:[%lu]); fix 'interfaces' in %s or run triage in the namespace that has it",
+		       cfg->ifaces[i], netns_inode(), cfg->file);
+		return -ENODEV;
+	}
+	return 0;
+}
+
 /* Removes what a crashed run on the same port left behind. */
 static int clean_stale(uint16_t port, const char *pin_dir)
 {
@@ -265,8 +281,7 @@ static int controller_init(struct controller *ctl, struct config *cfg)
 	return 0;
 }
 
-/* Returns -EINTR when SIGINT or SIGTERM arrived; both stay blocked for the signalfd. */
-static int stop_requested(void)
+int stop_requested(void)
 {
 	sigset_t pending;
 
@@ -286,6 +301,8 @@ static int controller_start(struct controller *ctl)
 	int ret;
 
 	ret = workers_preflight(ctl);
+	if (!ret)
+		ret = check_interfaces(cfg);
 	if (!ret)
 		ret = mount_bpffs();
 	/* A crashed run's workers still hold the port, so undo that run first. */

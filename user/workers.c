@@ -201,13 +201,14 @@ static void child_exec(struct controller *ctl, struct pool *pool, struct worker 
 	if (close_range(4, ~0U, CLOSE_RANGE_CLOEXEC))
 		child_fail(errfd, STAGE_FD);
 
+	/* The pool's environment first, so it cannot override the socket activation. */
+	for (i = 0; i < pool->cfg->envc; i++)
+		if (putenv(pool->cfg->env[i]))
+			child_fail(errfd, STAGE_ENV);
 	snprintf(buf, sizeof(buf), "%d", getpid());
 	if (setenv("LISTEN_PID", buf, 1) || setenv("LISTEN_FDS", "1", 1) ||
 	    setenv("LISTEN_FDNAMES", pool->cfg->name, 1))
 		child_fail(errfd, STAGE_ENV);
-	for (i = 0; i < pool->cfg->envc; i++)
-		if (putenv(pool->cfg->env[i]))
-			child_fail(errfd, STAGE_ENV);
 
 	if (pool->set_user) {
 		struct passwd *pw = getpwuid(pool->uid);
@@ -270,6 +271,8 @@ int workers_start_all(struct controller *ctl)
 			pool->workers[j].slot = pool->id * TRIAGE_MAX_WORKERS + j;
 			pool->workers[j].backoff_ms = BACKOFF_MIN_MS;
 			err = worker_start(ctl, pool, &pool->workers[j]);
+			if (!err)
+				err = stop_requested();
 			if (err)
 				return err;
 		}
