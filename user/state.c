@@ -160,9 +160,9 @@ static void undo_workers(char **lines, int n)
 }
 
 /*
- * Finds the record of another port in network namespace NETNS that has a
- * line starting with PREFIX (any line when PREFIX is empty). Returns 0 and
- * its path in PATH, or -ENOENT.
+ * Finds the record of another port in network namespace NETNS (any, when
+ * NETNS is 0) that has a line starting with PREFIX. Returns 0 and its path
+ * in PATH, or -ENOENT.
  */
 static int find_other_record(uint16_t port, unsigned long netns, const char *prefix,
 			     char *path, size_t len)
@@ -181,7 +181,8 @@ static int find_other_record(uint16_t port, unsigned long netns, const char *pre
 		text = read_text_file(path, 64 << 20);
 		if (!text)
 			continue;
-		if (sscanf(text, "controller %u %lu", &pid, &other_ns) == 2 && other_ns == netns)
+		if (sscanf(text, "controller %u %lu", &pid, &other_ns) == 2 &&
+		    (!netns || other_ns == netns))
 			for (line = strtok_r(text, "\n", &save); line && !found;
 			     line = strtok_r(NULL, "\n", &save))
 				found = !strncmp(line, prefix, strlen(prefix));
@@ -209,12 +210,13 @@ static int append_line(const char *path, const char *line)
  * Passes the undo of a shared object to another run in the same namespace,
  * which still needs it: that run's record gets LINE and undoes it at its stop.
  */
-static bool hand_over(const struct undo_ctx *ctx, const char *prefix, const char *line,
-		      const char *what)
+static bool hand_over(const struct undo_ctx *ctx, bool same_netns, const char *prefix,
+		      const char *line, const char *what)
 {
 	char path[300];
 
-	if (find_other_record(ctx->port, ctx->netns, prefix, path, sizeof(path)) ||
+	if (find_other_record(ctx->port, same_netns ? ctx->netns : 0, prefix, path,
+			      sizeof(path)) ||
 	    append_line(path, line))
 		return false;
 	pr_info("%s: still used by the run recorded in %s, which now undoes it", what, path);
@@ -237,7 +239,7 @@ static int undo_tc(const struct undo_ctx *ctx, const char *line)
 		snprintf(prefix, sizeof(prefix), "tc %u ", ifindex);
 		snprintf(qdisc, sizeof(qdisc), "qdisc %u %s", ifindex, ifname);
 		snprintf(what, sizeof(what), "interface %s: clsact qdisc", ifname);
-		if (hand_over(ctx, prefix, qdisc, what))
+		if (hand_over(ctx, true, prefix, qdisc, what))
 			hook_created = 0;
 	}
 	err = tc_filter_remove(ifindex, handle, prio, hook_created);
@@ -282,7 +284,7 @@ static int undo_sysctl(const struct undo_ctx *ctx, const char *line)
 		return 0;
 	/* Every payload-mode port of the namespace needs the value this run set. */
 	snprintf(what, sizeof(what), "sysctl %s", name);
-	if (hand_over(ctx, "tc ", line, what))
+	if (hand_over(ctx, true, "tc ", line, what))
 		return 0;
 	err = sysctl_write(name, value);
 	if (err) {
@@ -335,14 +337,19 @@ static void end_cgroup_procs(const char *path)
 	}
 }
 
-static int undo_cgroup(const char *line)
+static int undo_cgroup(const struct undo_ctx *ctx, const char *line)
 {
 	const char *path = line + strlen("cgroup ");
+	char prefix[600], final[600], what[600];
 	int err;
 
 	if (has_subdirs(path)) {
 		/* A parent such as the shared "triage" folder still serves another port. */
-		pr_info("cgroup %s: kept, other cgroups below it", path);
+		snprintf(prefix, sizeof(prefix), "cgroup %s/", path);
+		snprintf(final, sizeof(final), "final %s", line);
+		snprintf(what, sizeof(what), "cgroup %s", path);
+		if (!hand_over(ctx, false, prefix, final, what))
+			pr_info("cgroup %s: kept, other cgroups below it", path);
 		return 0;
 	}
 	end_cgroup_procs(path);
@@ -387,7 +394,7 @@ static int undo_line(const struct undo_ctx *ctx, const char *line)
 	if (!strncmp(line, "sysctl ", 7))
 		return undo_sysctl(ctx, line);
 	if (!strncmp(line, "cgroup ", 7))
-		return undo_cgroup(line);
+		return undo_cgroup(ctx, line);
 	if (!strncmp(line, "subtree ", 8))
 		return undo_subtree(line);
 	if (!strncmp(line, "pins ", 5))
@@ -417,7 +424,17 @@ int state_undo(uint16_t port)
 
 	undo_workers(lines, n);
 	for (i = n - 1; i >= 0; i--) {
+		if (!strncmp(lines[i], "final ", 6))
+			continue;
 		err = undo_line(&ctx, lines[i]);
+		if (err && !first)
+			first = err;
+	}
+	/* Parents handed over by another run go last, once this run's folders are gone. */
+	for (i = n - 1; i >= 0; i--) {
+		if (strncmp(lines[i], "final ", 6))
+			continue;
+		err = undo_line(&ctx, lines[i] + 6);
 		if (err && !first)
 			first = err;
 	}
