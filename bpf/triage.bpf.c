@@ -13,7 +13,8 @@
 #define AF_INET6	10
 #define ETH_P_IP	0x0800
 #define ETH_P_IPV6	0x86DD
-#define TC_ACT_OK	0
+/* Lets the next filter run: other ports' filters share our priority. */
+#define TC_ACT_UNSPEC	(-1)
 #define TC_ACT_SHOT	2
 
 #define TCP_FLAG_FIN	0x01
@@ -357,10 +358,10 @@ int triage_defer(struct __sk_buff *skb)
 	bool listener;
 
 	if (!is_bare_ack(skb, &tuple, &tuple_len))
-		return TC_ACT_OK;
+		return TC_ACT_UNSPEC;
 	sk = bpf_skc_lookup_tcp(skb, &tuple, tuple_len, BPF_F_CURRENT_NETNS, 0);
 	if (!sk)
-		return TC_ACT_OK;
+		return TC_ACT_UNSPEC;
 	listener = sk->state == BPF_TCP_LISTEN;
 	bpf_sk_release(sk);
 
@@ -368,7 +369,7 @@ int triage_defer(struct __sk_buff *skb)
 	if (!listener) {
 		if (st)
 			st->acks_passed++;
-		return TC_ACT_OK;
+		return TC_ACT_UNSPEC;
 	}
 	/*
 	 * Only a listener matches, so this ACK completes a SYN-cookie handshake.
