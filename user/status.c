@@ -292,9 +292,10 @@ int cmd_status(int argc, char **argv)
 			continue;
 		snprintf(dir, sizeof(dir), "%s/%s", PIN_ROOT, de->d_name);
 		if (read_port(dir, p, v)) {
-			fprintf(stderr, "triage: port %u: cannot read pins at %s: %s\n", p, dir,
-				strerror(errno));
+			fprintf(stderr, "triage: port %u: cannot read pins at %s: %s; if no triage runs for it, remove them with 'triage detach --port %u'\n",
+				p, dir, strerror(errno), p);
 			ret = 1;
+			any = true;
 			continue;
 		}
 		if (json)
