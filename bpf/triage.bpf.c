@@ -96,9 +96,10 @@ struct {
 } flows SEC(".maps");
 
 /*
- * Pool of each recently closed connection by 4-tuple. A SYN that reuses the
+ * Pool of each recently closed connection, by 4-tuple. A SYN that reuses the
  * 4-tuple of a server-side TIME_WAIT socket gets no cookie, so its listener
- * is chosen without payload; the last pool of that 4-tuple is the best guess.
+ * is chosen without payload. With syn_placement: last_pool, the pool of that
+ * 4-tuple's previous connection is used then.
  */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
@@ -212,7 +213,7 @@ static __u32 load_payload(struct sk_reuseport_md *md, __u32 offset, __u64 len, _
 {
 	if (len > TRIAGE_PEEK_LEN)
 		len = TRIAGE_PEEK_LEN;
-	/* Keep clang from folding the clamp, so the verifier sees len in 1..PEEK_LEN. */
+	/* Keep clang from folding the clamp, so the verifier can bound len to 1..PEEK_LEN. */
 	barrier_var(len);
 	if (len == 0 || len > TRIAGE_PEEK_LEN)
 		return 0;

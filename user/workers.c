@@ -31,7 +31,7 @@
 #define LISTEN_BACKLOG		1024
 #define BACKOFF_MIN_MS		100
 #define BACKOFF_MAX_MS		30000
-/* A worker that ran this long before exiting restarts without delay growth. */
+/* A worker that ran this long before it exited restarts after the minimum back-off again. */
 #define STABLE_RUN_S		10
 #define STOP_GRACE_MS		5000
 
