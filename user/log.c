@@ -52,7 +52,7 @@ static int libbpf_print(enum libbpf_print_level level, const char *fmt, va_list 
 	switch (level) {
 	case LIBBPF_WARN:
 		/* Probes that may fail relay the kernel's text; our own message reports real errors. */
-		ours = strncmp(fmt, "Kernel error message", 20) ? LOG_LVL_WARN : LOG_LVL_DEBUG;
+		ours = strstr(fmt, "Kernel error message") ? LOG_LVL_DEBUG : LOG_LVL_WARN;
 		break;
 	case LIBBPF_INFO:
 		ours = LOG_LVL_DEBUG;

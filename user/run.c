@@ -214,7 +214,7 @@ static int clean_stale(uint16_t port, const char *pin_dir)
 	if (!stat(path, &st)) {
 		pr_warn("port %u: found the record of a run that did not stop cleanly (%s); undoing it",
 			port, path);
-		if (state_undo(port))
+		if (state_undo(port, false))
 			return -EBUSY;
 	}
 	if (!stat(pin_dir, &st)) {
@@ -319,7 +319,7 @@ static int controller_start(struct controller *ctl)
 		       strerror(-ret));
 		return ret;
 	}
-	ret = state_add(&ctl->st, "controller %d %lu %llu", getpid(), netns_inode(),
+	ret = state_add(&ctl->st, "controller %d %llu %llu", getpid(), netns_cookie(),
 			proc_start_time(getpid()));
 	/* BPF first: a host that does not permit it fails before any cgroup exists. */
 	if (!ret)
@@ -330,10 +330,15 @@ static int controller_start(struct controller *ctl)
 		ret = setup_pools(ctl);
 	if (!ret)
 		ret = port_sockops_attach(ctl);
-	if (!ret && cfg->mode == TRIAGE_MODE_PAYLOAD)
+	if (!ret && cfg->mode == TRIAGE_MODE_PAYLOAD) {
+		/* A run that stops meanwhile might hand these over to a record not yet complete. */
+		int lock = state_lock();
+
 		ret = port_sysctl_setup(ctl);
-	if (!ret && cfg->mode == TRIAGE_MODE_PAYLOAD)
-		ret = port_tc_setup(ctl);
+		if (!ret)
+			ret = port_tc_setup(ctl);
+		state_unlock(lock);
+	}
 	if (!ret)
 		ret = stop_requested();
 	if (!ret)
@@ -404,7 +409,7 @@ static int controller_stop(struct controller *ctl)
 	if (ctl->st.fd < 0)
 		return 0;
 	state_close(&ctl->st);
-	ret = state_undo(ctl->cfg->port);
+	ret = state_undo(ctl->cfg->port, false);
 	if (ret)
 		pr_err("port %u: cleanup incomplete; run 'triage detach --port %u' to retry",
 		       ctl->cfg->port, ctl->cfg->port);

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -25,7 +26,8 @@
 /* The run whose record is being undone. */
 struct undo_ctx {
 	uint16_t port;
-	unsigned long netns;
+	unsigned long long netns;	/* cookie of the run's network namespace */
+	bool skip_netns;		/* that namespace is gone: skip its objects */
 };
 
 void state_path(uint16_t port, char *buf, size_t len)
@@ -164,11 +166,11 @@ static void undo_workers(char **lines, int n)
  * NETNS is 0) that has a line starting with PREFIX. Returns 0 and its path
  * in PATH, or -ENOENT.
  */
-static int find_other_record(uint16_t port, unsigned long netns, const char *prefix,
+static int find_other_record(uint16_t port, unsigned long long netns, const char *prefix,
 			     char *path, size_t len)
 {
 	unsigned int other, pid;
-	unsigned long other_ns;
+	unsigned long long other_ns;
 	char *text, *line, *save;
 	struct dirent *de;
 	bool found = false;
@@ -181,7 +183,7 @@ static int find_other_record(uint16_t port, unsigned long netns, const char *pre
 		text = read_text_file(path, 64 << 20);
 		if (!text)
 			continue;
-		if (sscanf(text, "controller %u %lu", &pid, &other_ns) == 2 &&
+		if (sscanf(text, "controller %u %llu", &pid, &other_ns) == 2 &&
 		    (!netns || other_ns == netns))
 			for (line = strtok_r(text, "\n", &save); line && !found;
 			     line = strtok_r(NULL, "\n", &save))
@@ -232,6 +234,10 @@ static int undo_tc(const struct undo_ctx *ctx, const char *line)
 	if (sscanf(line, "tc %u %u %u %u %16s", &ifindex, &handle, &prio, &hook_created,
 		   ifname) != 5)
 		return -EINVAL;
+	if (ctx->skip_netns) {
+		pr_info("interface %s: tc filter skipped, its network namespace is gone", ifname);
+		return 0;
+	}
 	if (hook_created) {
 		char prefix[32], qdisc[64], what[64];
 
@@ -254,13 +260,20 @@ static int undo_tc(const struct undo_ctx *ctx, const char *line)
 	return 0;
 }
 
-static int undo_qdisc(const char *line)
+static int undo_qdisc(const struct undo_ctx *ctx, const char *line)
 {
-	char ifname[IF_NAMESIZE + 1];
+	char ifname[IF_NAMESIZE + 1], prefix[32], what[64];
 	unsigned int ifindex;
 
 	if (sscanf(line, "qdisc %u %16s", &ifindex, ifname) != 2)
 		return -EINVAL;
+	if (ctx->skip_netns)
+		return 0;
+	/* A third run may still have a filter on it: pass the qdisc on again. */
+	snprintf(prefix, sizeof(prefix), "tc %u ", ifindex);
+	snprintf(what, sizeof(what), "interface %s: clsact qdisc", ifname);
+	if (hand_over(ctx, true, prefix, line, what))
+		return 0;
 	tc_hook_remove(ifindex);
 	pr_info("interface %s: removed the clsact qdisc", ifname);
 	return 0;
@@ -269,14 +282,17 @@ static int undo_qdisc(const char *line)
 static int undo_sysctl(const struct undo_ctx *ctx, const char *line)
 {
 	char name[128], value[64], cur[64], what[160];
-	unsigned long current = netns_inode();
+	unsigned long long current = netns_cookie();
 	int err;
 
 	if (sscanf(line, "sysctl %127s %63s", name, value) != 2)
 		return -EINVAL;
+	if (ctx->skip_netns) {
+		pr_info("sysctl %s: skipped, its network namespace is gone", name);
+		return 0;
+	}
 	if (current != ctx->netns) {
-		pr_err("sysctl %s: set in network namespace net:[%lu], but this is net:[%lu]; "
-		       "run 'triage detach' inside that namespace (nsenter --net=...)",
+		pr_err("sysctl %s: set in the network namespace with cookie %llu, but this one has cookie %llu; run 'triage detach' inside that namespace (nsenter --net=...)",
 		       name, ctx->netns, current);
 		return -EXDEV;
 	}
@@ -337,11 +353,49 @@ static void end_cgroup_procs(const char *path)
 	}
 }
 
+/* Removes cgroups that workers made below PATH, deepest first, ending their processes. */
+static void remove_nested(const char *path, int depth)
+{
+	char child[600];
+	struct dirent *de;
+	DIR *d;
+
+	if (depth > 16 || !(d = opendir(path)))
+		return;
+	while ((de = readdir(d))) {
+		if (de->d_type != DT_DIR || de->d_name[0] == '.')
+			continue;
+		snprintf(child, sizeof(child), "%s/%s", path, de->d_name);
+		remove_nested(child, depth + 1);
+		end_cgroup_procs(child);
+		if (!cgroup_rmdir_wait(child))
+			pr_info("cgroup %s: removed (made by a worker)", child);
+	}
+	closedir(d);
+}
+
+/* Returns true for a pool folder, <root>/<port>/<pool>, which only this run uses. */
+static bool is_pool_folder(const struct undo_ctx *ctx, const char *path)
+{
+	char parent[600], port[16];
+	const char *slash = strrchr(path, '/'), *prev;
+
+	if (!slash)
+		return false;
+	snprintf(parent, sizeof(parent), "%.*s", (int)(slash - path), path);
+	prev = strrchr(parent, '/');
+	snprintf(port, sizeof(port), "%u", ctx->port);
+	return prev && !strcmp(prev + 1, port);
+}
+
 static int undo_cgroup(const struct undo_ctx *ctx, const char *line)
 {
 	const char *path = line + strlen("cgroup ");
 	char prefix[600], final[600], what[600];
 	int err;
+
+	if (is_pool_folder(ctx, path))
+		remove_nested(path, 0);
 
 	if (has_subdirs(path)) {
 		/* A parent such as the shared "triage" folder still serves another port. */
@@ -390,7 +444,7 @@ static int undo_line(const struct undo_ctx *ctx, const char *line)
 	if (!strncmp(line, "tc ", 3))
 		return undo_tc(ctx, line);
 	if (!strncmp(line, "qdisc ", 6))
-		return undo_qdisc(line);
+		return undo_qdisc(ctx, line);
 	if (!strncmp(line, "sysctl ", 7))
 		return undo_sysctl(ctx, line);
 	if (!strncmp(line, "cgroup ", 7))
@@ -402,7 +456,35 @@ static int undo_line(const struct undo_ctx *ctx, const char *line)
 	return 0;
 }
 
-int state_undo(uint16_t port)
+static int state_undo_locked(uint16_t port, bool force);
+
+int state_lock(void)
+{
+	int fd;
+
+	mkdir(STATE_DIR, 0755);
+	fd = open(STATE_DIR "/.lock", O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (fd >= 0)
+		flock(fd, LOCK_EX);
+	return fd;
+}
+
+void state_unlock(int fd)
+{
+	if (fd >= 0)
+		close(fd);
+}
+
+int state_undo(uint16_t port, bool force)
+{
+	int lock = state_lock(), ret;
+
+	ret = state_undo_locked(port, force);
+	state_unlock(lock);
+	return ret;
+}
+
+static int state_undo_locked(uint16_t port, bool force)
 {
 	struct undo_ctx ctx = { .port = port };
 	char *text, **lines, path[128];
@@ -411,12 +493,16 @@ int state_undo(uint16_t port)
 	err = state_read(port, &text, &lines, &n);
 	if (err)
 		return err;
-	if (sscanf(lines[0], "controller %d %lu", &pid, &ctx.netns) != 2) {
+	if (sscanf(lines[0], "controller %d %llu", &pid, &ctx.netns) != 2) {
 		pr_warn("port %u: record has no controller line; undoing it anyway", port);
-	} else if (ctx.netns != netns_inode()) {
+	} else if (ctx.netns != netns_cookie() && force) {
+		pr_warn("port %u: recorded in the network namespace with cookie %llu, not this one; --force skips that namespace's tc filters and sysctls",
+			port, ctx.netns);
+		ctx.skip_netns = true;
+	} else if (ctx.netns != netns_cookie()) {
 		/* tc filters and sysctls belong to the run's namespace, so undo nothing here. */
-		pr_err("port %u: attached in network namespace net:[%lu], but this is net:[%lu]; run the command inside that namespace (nsenter --net=/run/netns/NAME)",
-		       port, ctx.netns, netns_inode());
+		pr_err("port %u: attached in the network namespace with cookie %llu, but this one has cookie %llu; run the command inside that namespace (nsenter --net=/run/netns/NAME), or add --force if that namespace no longer exists",
+		       port, ctx.netns, netns_cookie());
 		free(text);
 		free(lines);
 		return -EXDEV;

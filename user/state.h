@@ -34,9 +34,17 @@ pid_t state_live_controller(uint16_t port);
  * Undoes everything recorded for PORT, newest first: workers (only pids that
  * are still in the recorded cgroups), tc filters, pins, cgroups, controllers
  * enabled in subtree_control, sysctls. Then removes the record. Returns 0 or
- * the first negative errno; every failure is logged with the object.
+ * the first negative errno; every failure is logged with the object. A record
+ * of another network namespace is refused unless FORCE, which skips the
+ * namespace's own objects (tc filters, sysctls), for a namespace that is gone.
  */
-int state_undo(uint16_t port);
+int state_undo(uint16_t port, bool force);
+/*
+ * Serializes undos and the set-up of objects that runs share, so a hand-over
+ * never lands in a record that is being read. Returns a descriptor or -1.
+ */
+int state_lock(void);
+void state_unlock(int fd);
 
 /* Removes a pin folder and the files in it, then PIN_ROOT if it is empty. */
 int pins_remove(const char *dir);

@@ -166,15 +166,16 @@ static void print_text(const struct port_view *v)
 	if (v->controller)
 		printf(" (pid %d)", v->controller);
 	printf(", handshake ACKs deferred %llu\n", (unsigned long long)v->defer.acks_dropped);
-	printf("  %-16s %7s %7s %9s %9s %9s %9s %7s %8s\n", "POOL", "WORKERS", "ACTIVE",
-	       "CONNS", "PAYLOAD", "SYN", "DEFAULT", "ERRORS", "PAYLOAD%");
+	printf("  %-16s %7s %7s %9s %9s %9s %7s %9s %7s %8s\n", "POOL", "WORKERS", "ACTIVE",
+	       "CONNS", "PAYLOAD", "SYN", "HINTED", "DEFAULT", "ERRORS", "PAYLOAD%");
 	for (i = 0; i < v->nr_pools; i++) {
 		pv = &v->pools[i];
-		printf("  %-16s %7u %7lld %9llu %9llu %9llu %9llu %7llu %7.1f%%\n",
+		printf("  %-16s %7u %7lld %9llu %9llu %9llu %7llu %9llu %7llu %7.1f%%\n",
 		       pv->pool.name, pv->pool.nr_slots,
 		       (long long)(pv->conn.established - pv->conn.closed),
 		       (unsigned long long)pv->conn.established,
 		       (unsigned long long)pv->steer.payload, (unsigned long long)pv->steer.syn,
+		       (unsigned long long)pv->steer.syn_hinted,
 		       (unsigned long long)pv->steer.to_default,
 		       (unsigned long long)pv->steer.select_err, payload_share(&pv->steer));
 	}
@@ -262,7 +263,7 @@ int cmd_status(int argc, char **argv)
 		"Prints per port and pool: workers, connections and how they were steered.\n";
 	unsigned int port = 0, p;
 	struct port_view *v = calloc(1, sizeof(*v));
-	bool json = false, any = false;
+	bool json = false, any = false, printed = false;
 	struct dirent *de;
 	char dir[512];
 	int c, ret = 0;
@@ -299,10 +300,10 @@ int cmd_status(int argc, char **argv)
 			continue;
 		}
 		if (json)
-			print_json(v, !any);
+			print_json(v, !printed);
 		else
 			print_text(v);
-		any = true;
+		any = printed = true;
 	}
 	if (d)
 		closedir(d);
@@ -316,22 +317,30 @@ int cmd_status(int argc, char **argv)
 
 int cmd_detach(int argc, char **argv)
 {
-	static const char usage[] = "Usage: triage detach --port P\n"
-		"Stops the controller of port P, or removes what a crashed one left.\n";
+	static const char usage[] = "Usage: triage detach --port P [--force]\n"
+		"Stops the controller of port P, or removes what a crashed one left.\n"
+		"  --force   undo a record of a network namespace that no longer exists,\n"
+		"            skipping that namespace's tc filters and sysctls\n";
 	static const struct option opts[] = {
 		{ "port", required_argument, NULL, 'p' },
+		{ "force", no_argument, NULL, 'f' },
 		{ "help", no_argument, NULL, 'h' },
 		{}
 	};
 	unsigned int port = 0;
+	bool force = false;
 	char path[128], dir[256];
 	struct stat st;
 	int c, i;
 	pid_t pid;
 
-	while ((c = getopt_long(argc, argv, "p:h", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "p:fh", opts, NULL)) != -1) {
 		if (c == 'p' && !parse_port(optarg, &port))
 			continue;
+		if (c == 'f') {
+			force = true;
+			continue;
+		}
 		fputs(usage, c == 'h' ? stdout : stderr);
 		return c == 'h' ? 0 : 2;
 	}
@@ -363,7 +372,7 @@ int cmd_detach(int argc, char **argv)
 			port, path, dir);
 		return 1;
 	}
-	if (!stat(path, &st) && state_undo(port))
+	if (!stat(path, &st) && state_undo(port, force))
 		return 1;
 	if (!stat(dir, &st) && pins_remove(dir))
 		return 1;

@@ -17,6 +17,8 @@ int sysctl_read(const char *name, char *value, size_t len);
 int sysctl_write(const char *name, const char *value);
 
 unsigned long netns_inode(void);
+/* Returns the current network namespace's cookie, which the kernel never reuses, or 0. */
+unsigned long long netns_cookie(void);
 int proc_comm(pid_t pid, char *buf, size_t len);
 bool proc_alive(pid_t pid);
 /* Returns the start time of PID in clock ticks since boot, or 0. */
