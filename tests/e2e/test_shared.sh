@@ -13,6 +13,7 @@ e2e_init
 PORT_A=18087
 PORT_B=18088
 PORT_V6=18089
+PORT_GONE=18090
 
 netns_setup shared 7
 SYNCOOKIES=$(srv_sysctl net.ipv4.tcp_syncookies)
@@ -104,3 +105,40 @@ check_eq "dual-stack: pool b steered by payload" 1 "$(pool_field "$PORT_V6" b pa
 triage_stop
 check_nothing_left "$PORT_V6" "$SYNCOOKIES" "dual-stack: after stop"
 
+# A crashed run whose namespace was then deleted: detach refuses the record
+# without --force, since its tc filters and sysctls lived there, and removes
+# the rest with it.
+GONE_NS="te2e-gone-$$"
+write_config "$PORT_GONE" "$TMP_DIR/gone.yaml"
+ip netns add "$GONE_NS"
+ip -n "$GONE_NS" link set lo up
+nsenter --net="/run/netns/$GONE_NS" "$TRIAGE" run --config "$TMP_DIR/gone.yaml" \
+	2>"$TMP_DIR/gone.log" &
+GONE_PID=$!
+defer triage_cleanup "$PORT_GONE"
+for ((i = 0; i < WAIT_S * 10; i++)); do
+	grep -q 'running: port' "$TMP_DIR/gone.log" && break
+	sleep 0.1
+done
+check_contains "gone namespace: triage starts" "running: port $PORT_GONE" \
+	"$(cat "$TMP_DIR/gone.log")"
+GONE_WORKERS=$(port_pids "$PORT_GONE" | tr '\n' ' ')
+kill -KILL "$GONE_PID"
+wait "$GONE_PID" 2>/dev/null || true
+ip netns del "$GONE_NS"
+STATUS=0
+OUT=$("$TRIAGE" detach --port "$PORT_GONE" 2>&1) || STATUS=$?
+check_eq "gone namespace: detach without --force fails" 1 "$STATUS"
+check_contains "gone namespace: detach suggests --force" "add --force" "$OUT"
+check_present "gone namespace: the record stays" "$STATE_DIR/$PORT_GONE.state"
+STATUS=0
+OUT=$("$TRIAGE" detach --port "$PORT_GONE" --force 2>&1) || STATUS=$?
+check_eq "gone namespace: detach --force succeeds" 0 "$STATUS"
+check_absent "gone namespace: no pins" "$PIN_ROOT/$PORT_GONE"
+check_absent "gone namespace: no record" "$STATE_DIR/$PORT_GONE.state"
+check_no_cgroups "$PORT_GONE" "gone namespace: no cgroups"
+ALIVE=""
+for pid in $GONE_WORKERS; do
+	wait_gone "$pid" 10 || ALIVE="$ALIVE $pid"
+done
+check_eq "gone namespace: no worker left" "" "$ALIVE"
