@@ -30,6 +30,8 @@ struct port_view {
 	pid_t controller;
 	struct triage_port_conf conf;
 	struct triage_defer_stats defer;
+	/* Connections that no pool accounts for: the kernel's own hash placed them. */
+	struct triage_conn_stats unattributed;
 	struct pool_view pools[TRIAGE_MAX_POOLS];
 	int nr_pools;
 	struct triage_category cats[TRIAGE_MAX_CATEGORIES];
@@ -90,6 +92,9 @@ static int read_pools(const char *dir, struct port_view *v)
 			err = read_percpu(conn_fd, i, (__u64 *)&pv->conn, NWORDS(pv->conn));
 		v->nr_pools++;
 	}
+	if (!err)
+		err = read_percpu(conn_fd, TRIAGE_UNKNOWN_POOL, (__u64 *)&v->unattributed,
+				  NWORDS(v->unattributed));
 out:
 	close(pools_fd);
 	close(steer_fd);
@@ -166,6 +171,9 @@ static void print_text(const struct port_view *v)
 	if (v->controller)
 		printf(" (pid %d)", v->controller);
 	printf(", handshake ACKs deferred %llu\n", (unsigned long long)v->defer.acks_dropped);
+	if (v->unattributed.established)
+		printf("  %llu connections went to no pool's listener (a pool had no worker, so the kernel's reuseport hash chose)\n",
+		       (unsigned long long)v->unattributed.established);
 	printf("  %-16s %7s %7s %9s %9s %9s %7s %9s %7s %8s\n", "POOL", "WORKERS", "ACTIVE",
 	       "CONNS", "PAYLOAD", "SYN", "HINTED", "DEFAULT", "ERRORS", "PAYLOAD%");
 	for (i = 0; i < v->nr_pools; i++) {
@@ -199,9 +207,10 @@ static void print_json(const struct port_view *v, bool first)
 	int i;
 
 	printf("%s{\"port\":%u,\"mode\":\"%s\",\"controller_pid\":%d,\"acks_deferred\":%llu,"
-	       "\"pools\":[", first ? "" : ",", v->port,
+	       "\"unattributed\":%llu,\"pools\":[", first ? "" : ",", v->port,
 	       v->conf.mode == TRIAGE_MODE_PAYLOAD ? "payload" : "connection", v->controller,
-	       (unsigned long long)v->defer.acks_dropped);
+	       (unsigned long long)v->defer.acks_dropped,
+	       (unsigned long long)v->unattributed.established);
 	for (i = 0; i < v->nr_pools; i++) {
 		pv = &v->pools[i];
 		printf("%s{\"name\":\"%s\",\"workers\":%u,\"active\":%lld,\"established\":%llu,"
