@@ -278,19 +278,22 @@ def steering_tables(records, mode):
 
 
 def floor_note(records, mode):
-    """Return a note that lists the variants that served more per second than `plain`."""
+    """Return a note that lists the variants that served more per second than `plain`
+    in every round."""
     rate = STEERING_METRICS[0][1]
     unit = "connections/s" if mode == "close" else "requests/s"
     floor = summarize(records, "plain", rate)
     lines = []
     for variant in variants_in_order(records, ()):
         mine = summarize(records, variant, rate)
-        if variant == "plain" or not floor or not mine or mine[0] <= floor[0]:
+        ratios = summarize_ratio(records, variant, "plain", rate)
+        if variant == "plain" or not floor or not mine or not ratios or ratios[1] <= 1:
             continue
         lines.append(f"- {variant}: {fmt(mine[0])} {unit} against {fmt(floor[0])} for `plain`.")
     if not lines:
         return []
-    return ([f"In {mode} mode `plain`, meant as the floor, was not the fastest variant:", ""]
+    return ([f"In {mode} mode `plain`, meant as the floor, served less than these variants "
+             "in every round:", ""]
             + lines + ["", "NOTE: the cause is not known. The figures are medians of "
                        "interleaved rounds, so a slow drift of the host does not explain "
                        "the difference. wrk's latencies leave out the connection setup, "
@@ -449,9 +452,9 @@ def isolation_intro(records):
         "- `ideal`: only the light part of the load (95% of the offered rate) on the "
         "shared pool, which bounds light latency from below.",
         "- `haproxy`: the same two pools behind HAProxy.", "",
-        "Each measurement (one variant at one offered load) starts from fresh namespaces, "
-        "and the client's port range is widened to 10000–65535, so that no client port "
-        "repeats within a measurement and no SYN meets a TIME_WAIT socket of an earlier "
+        "Each measurement (one variant at one offered load) starts from fresh namespaces. "
+        "The client's port range is widened to 10000–65535, so no client port repeats "
+        "within a measurement and no SYN meets a TIME_WAIT socket of an earlier "
         "connection. The SYN-time column counts the connections that triage placed at "
         "the SYN, without their payload, all the same. A /cpu request placed that way "
         "lands in the light pool and delays the light requests queued behind it on that "
@@ -477,11 +480,13 @@ def isolation_syn_note(records):
         no_cookie = sum(dig(r, "metrics.steering.established")
                         - dig(r, "metrics.tcpext.SyncookiesRecv") for r in hit)
         time_wait = max(dig(r, "metrics.time_wait_before") for r in hit)
+        existing = (f"at most {time_wait} TIME_WAIT sockets existed" if time_wait
+                    else "no TIME_WAIT socket existed")
         text += (f" By the server's TcpExt counters, {no_cookie} connections of those "
-                 "measurements were established without a SYN cookie, although "
-                 "`tcp_syncookies=2` gives every SYN a cookie unless it meets a TIME_WAIT "
-                 f"socket, and at most {time_wait} TIME_WAIT sockets existed when such a "
-                 "measurement started.")
+                 "measurements were established without a SYN cookie. With "
+                 "`tcp_syncookies=2` every SYN gets a cookie unless it meets a TIME_WAIT "
+                 f"socket, and {existing} in the server namespace when such a measurement "
+                 "started.")
     return [text + " The cause is not known.", ""]
 
 
@@ -698,10 +703,10 @@ def section_large(results, meta):
            f"One wrk connection at a time for {duration} s per size, a new connection per "
            "response (`Connection: close`), so every response starts with a handshake "
            "and slow start. MB/s is 10^6 bytes of responses per second. The MSS column is "
-           "what the server used on a connection (`ss -ti` on the server), and shows "
-           "whether the SYN cookie's MSS rounding applied: the veth has an MTU of 1500, "
-           "so clients announce an MSS of 1460, which is itself a value of the cookie "
-           "table, and `ss` prints it less the 12 bytes of TCP timestamps.", "",
+           "what the server used on a connection (`ss -ti` on the server), less the 12 "
+           "bytes of TCP timestamps. The veth has an MTU of 1500, so clients announce an "
+           "MSS of 1460, which is itself a value of the cookie table, and the cookie's MSS "
+           "rounding changes nothing here.", "",
            table(["size", "variant", "MB/s", "÷ plain", "responses", "errors", "server MSS",
                   "early RTT ms"], rows), ""]
     if losses:
@@ -724,8 +729,8 @@ def large_rtt_note(records):
         text += (f" It was {fmt(triage[0])} ms on triage's cookie connections against "
                  f"{fmt(plain[0])} ms without BPF. Linux's SYN cookies "
                  "(net/ipv4/syncookies.c) keep the TCP options in the 6 low bits of the "
-                 "SYN-ACK's timestamp value and round that value down to make room, by up "
-                 "to 63 timestamp units (ms), so an RTT taken from the echo of that "
+                 "SYN-ACK's timestamp value, and round that value down by up to 63 "
+                 "timestamp units (ms) to make room. An RTT taken from the echo of that "
                  "timestamp comes out too high by as much, which fits the figure.")
     text += (f" Congestion control on this host: {', '.join(controls)}. BBR sets its "
              "initial pacing rate from the RTT, so a connection that starts with a high "
@@ -878,11 +883,11 @@ def main():
         if not os.path.exists(path):
             sys.exit(f"report.py: {path} not found; run the benchmarks first: sudo make bench")
     meta, results = load(args.results, args.meta)
-    plots = make_plots(results, os.path.join(os.path.dirname(args.out), "bench"))
+    plot_dir = os.path.join(os.path.dirname(os.path.abspath(args.out)), "bench")
+    plots = make_plots(results, plot_dir)
     with open(args.out, "w") as f:
         f.write(render(meta, results, plots))
-    print(f"report.py: wrote {os.path.relpath(args.out, REPO)}"
-          + (f" and {len(plots)} plots in docs/bench/" if plots else ""))
+    print(f"report.py: wrote {args.out}" + (f" and {len(plots)} plots in {plot_dir}" if plots else ""))
 
 
 if __name__ == "__main__":
