@@ -288,7 +288,7 @@ int triage_select(struct sk_reuseport_md *md)
 	/*
 	 * The program runs for the SYN and again for the first data segment of a
 	 * cookie connection, so the counting waits for the sockops program,
-	 * which sees each connection once, with the last placement recorded here.
+	 * which runs once per connection, with the last placement recorded here.
 	 */
 	bpf_map_update_elem(&flows, &key, &flow, BPF_ANY);
 	return SK_PASS;

@@ -63,7 +63,7 @@ enum triage_mode {
 };
 
 /*
- * One classification rule. The rules map holds them in evaluation order
+ * One classification rule. The rules map stores them in evaluation order
  * (the controller sorts by priority), so the first match wins.
  */
 struct triage_rule {
@@ -86,7 +86,7 @@ struct triage_rule {
 	__u8 raw[TRIAGE_RAW_LEN];
 };
 
-/* What the HTTP parser extracted from the first payload bytes. */
+/* Fields the HTTP parser extracted from the first payload bytes. */
 enum triage_req_flags {
 	TRIAGE_REQ_HTTP		= 1 << 0,	/* a request line was recognized */
 	TRIAGE_REQ_HOST		= 1 << 1,	/* a Host header was seen */
@@ -127,7 +127,7 @@ struct triage_category {
 };
 
 /*
- * A pool's listeners: slot[] holds socket-array indices. The controller
+ * A pool's listeners: slot[] contains socket-array indices. The controller
  * rewrites the whole value when a worker starts or stops.
  */
 struct triage_pool {
@@ -180,7 +180,7 @@ enum triage_flow_flags {
 	TRIAGE_FLOW_HINT	= 1 << 2,	/* placed by the 4-tuple's last pool */
 };
 
-/* How the reuseport program placed a connection, kept until it closes. */
+/* Placement of a connection by the reuseport program, kept until it closes. */
 struct triage_flow {
 	__u32 pool;
 	__u32 category;			/* TRIAGE_NO_CATEGORY when no rule matched */

@@ -67,8 +67,9 @@ struct config {
 	int default_pool;		/* index into pools */
 	int tick_ms;
 	/*
-	 * Where a connection chosen without payload and without a matching rule
-	 * goes: the default pool, or the pool of its 4-tuple's previous connection.
+	 * Placement of a connection chosen without payload and without a matching
+	 * rule: false for the default pool, true for the pool of its 4-tuple's
+	 * previous connection.
 	 */
 	bool syn_last_pool;
 

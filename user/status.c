@@ -292,7 +292,11 @@ int cmd_status(int argc, char **argv)
 	}
 	if (!v || ret) {
 		free(v);
-		return ret < 0 ? 0 : ret ? ret : 1;
+		if (ret < 0)
+			return 0;	/* --help */
+		if (ret)
+			return ret;
+		return 1;	/* out of memory */
 	}
 	d = opendir(PIN_ROOT);
 	if (json)

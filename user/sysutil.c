@@ -189,7 +189,7 @@ bool proc_in_cgroup(pid_t pid, const char *cgroup_dir)
 			continue;
 		line += 3;
 		llen = strlen(line);
-		/* The record holds the full path, /proc shows it relative to the mount. */
+		/* The record stores the full path, but /proc shows it relative to the mount. */
 		found = llen > 1 && llen <= dlen && !strcmp(cgroup_dir + dlen - llen, line);
 	}
 	free(text);

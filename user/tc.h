@@ -10,8 +10,8 @@
 
 /*
  * Attaches PROG_FD as a clsact ingress filter on IFINDEX. Creates the clsact
- * qdisc when missing (*HOOK_CREATED tells), replaces a stale filter with the
- * same handle and priority (*REPLACED tells).
+ * qdisc when missing (sets *HOOK_CREATED) and replaces a stale filter with the
+ * same handle and priority (sets *REPLACED).
  */
 int tc_filter_add(int ifindex, int prog_fd, unsigned int handle, bool *hook_created,
 		  bool *replaced);

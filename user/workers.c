@@ -2,7 +2,7 @@
 /*
  * Worker processes. Each worker is forked into its pool's cgroups, creates
  * its own listening socket there (so the socket and every connection it
- * accepts belong to the pool's cgroup, where the sockops program sees them),
+ * accepts belong to the pool's cgroup, where the sockops program counts them),
  * puts it in the socket array, and execs the pool's command with the socket
  * passed by systemd socket activation.
  */
