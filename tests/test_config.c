@@ -825,3 +825,676 @@ Test(error, too_many_rules)
 		len += snprintf(text + len, sizeof(text) - len, "      - path: /r%d\n", i);
 	expect_error(text, -E2BIG, 10 + TRIAGE_MAX_RULES, "key 'rules'");
 }
+
+/* Scaling, removal, budget, templates and emerge: tests/configs/scaling.yaml */
+
+static void load_scaling(void)
+{
+	int ret = config_load(config_path("scaling.yaml"), &cfg, err, sizeof(err));
+
+	cr_assert_eq(ret, 0, "config_load() returned %d: %s", ret, err);
+}
+
+Test(scaling, active_target, .fini = free_config)
+{
+	const struct pool_config *pool = &cfg.pools[0];
+	const struct pool_scaling *s = &pool->scaling;
+
+	load_scaling();
+	cr_assert_str_eq(pool->name, "light");
+	cr_assert_eq(pool->workers, 2);
+	cr_assert(s->enabled);
+	cr_assert_eq(s->min, 1);
+	cr_assert_eq(s->max, 8);
+	cr_assert_eq(s->target, SCALE_ACTIVE);
+	cr_assert_float_eq(s->target_value, 4, 1e-9);
+	cr_assert_float_eq(s->up_factor, 1.5, 1e-9);
+	cr_assert_eq(s->up_step_max, 3);
+	cr_assert_eq(s->down_window_s, 45);
+	cr_assert_float_eq(s->cpus_per_worker, 0.25, 1e-9);
+	cr_assert_eq(s->memory_per_worker, 64LL << 20);
+	cr_assert_eq(s->weight, 200);
+	cr_assert(pool->removable);
+	cr_assert_eq(pool->idle_timeout_s, 120);
+	cr_assert_not(pool->borrowed);
+}
+
+/* cpu.max and memory.max are written for the starting count of 2 workers. */
+Test(scaling, derived_limits, .fini = free_config)
+{
+	const struct pool_limits *limits = &cfg.pools[0].limits;
+
+	load_scaling();
+	cr_assert(limits->has_cpus);
+	cr_assert_float_eq(limits->cpus, 0.5, 1e-9);
+	cr_assert_eq(limits->memory_max, 128LL << 20);
+	cr_assert_eq(limits->memory_high, -1);
+}
+
+Test(scaling, cpu_target_defaults, .fini = free_config)
+{
+	const struct pool_config *pool = &cfg.pools[1];
+	const struct pool_scaling *s = &pool->scaling;
+
+	load_scaling();
+	cr_assert_str_eq(pool->name, "cpu");
+	cr_assert_eq(pool->workers, 2, "workers is not scaling.min");
+	cr_assert(s->enabled);
+	cr_assert_eq(s->min, 2);
+	cr_assert_eq(s->max, 4);
+	cr_assert_eq(s->target, SCALE_CPU);
+	cr_assert_float_eq(s->target_value, 0.7, 1e-9);
+	cr_assert_float_eq(s->up_factor, 2, 1e-9);
+	cr_assert_eq(s->up_step_max, 0);
+	cr_assert_eq(s->down_window_s, 30);
+	cr_assert_eq(s->memory_per_worker, -1);
+	cr_assert_eq(s->weight, 100);
+	cr_assert(pool->limits.has_cpus);
+	cr_assert_float_eq(pool->limits.cpus, 1.0, 1e-9);
+	cr_assert_eq(pool->limits.memory_max, 512LL << 20, "a fixed memory_max changed");
+	cr_assert_not(pool->removable);
+	cr_assert_eq(pool->idle_timeout_s, 0);
+}
+
+Test(scaling, fixed_pool, .fini = free_config)
+{
+	const struct pool_config *pool = &cfg.pools[2];
+	const struct pool_scaling *s = &pool->scaling;
+
+	load_scaling();
+	cr_assert_str_eq(pool->name, "fixed");
+	cr_assert_eq(pool->workers, 3);
+	cr_assert_not(s->enabled);
+	cr_assert_eq(s->min, 3);
+	cr_assert_eq(s->max, 3);
+	cr_assert_float_eq(s->cpus_per_worker, 0, 1e-9);
+	cr_assert_eq(s->memory_per_worker, -1);
+	cr_assert_eq(s->weight, 100);
+	cr_assert_float_eq(pool->limits.cpus, 1.0, 1e-9);
+	cr_assert_eq(pool->limits.memory_max, 256LL << 20);
+	cr_assert_not(pool->removable);
+	cr_assert_eq(pool->idle_timeout_s, 0);
+}
+
+Test(scaling, templates, .fini = free_config)
+{
+	const struct pool_config *auto_template = &cfg.templates[0];
+	const struct pool_config *spare = &cfg.templates[1];
+
+	load_scaling();
+	cr_assert_eq(cfg.nr_pools, 3);
+	cr_assert_eq(cfg.nr_templates, 2);
+	cr_assert_str_eq(auto_template->name, "auto");
+	cr_assert_eq(auto_template->line, 42);
+	cr_assert_eq(auto_template->argc, 3);
+	cr_assert_str_eq(auto_template->argv[2], "8080");
+	cr_assert_str_eq(auto_template->env[0], "MODE=auto");
+	cr_assert(auto_template->removable, "a template is not removable");
+	cr_assert_eq(auto_template->idle_timeout_s, 30);
+	cr_assert(auto_template->scaling.enabled);
+	cr_assert_eq(auto_template->scaling.min, 1);
+	cr_assert_eq(auto_template->scaling.max, 4);
+	cr_assert_eq(auto_template->workers, 1);
+	cr_assert_float_eq(auto_template->limits.cpus, 0.5, 1e-9);
+	cr_assert_eq(auto_template->limits.memory_max, 128LL << 20);
+
+	cr_assert_str_eq(spare->name, "spare");
+	cr_assert_eq(spare->argc, 1);
+	cr_assert(spare->removable);
+	cr_assert_eq(spare->idle_timeout_s, 60);
+	cr_assert_not(spare->scaling.enabled);
+	cr_assert_eq(config_pool_index(&cfg, "auto"), -1, "a template counts as a pool");
+}
+
+Test(scaling, budget, .fini = free_config)
+{
+	load_scaling();
+	cr_assert(cfg.budget.has_cpus);
+	cr_assert_float_eq(cfg.budget.cpus, 4, 1e-9);
+	cr_assert_eq(cfg.budget.memory, 2LL << 30);
+}
+
+Test(scaling, emerge, .fini = free_config)
+{
+	load_scaling();
+	cr_assert_eq(cfg.emerge.key, EMERGE_PATH);
+	cr_assert_eq(cfg.emerge.template, 1);
+	cr_assert_float_eq(cfg.emerge.rate, 20.5, 1e-9);
+	cr_assert_eq(cfg.emerge.for_s, 5);
+	cr_assert_eq(cfg.emerge.table_size, 4096);
+	cr_assert_eq(cfg.emerge.max_pools, 2);
+}
+
+Test(scaling, absent_keys, .fini = free_config)
+{
+	const struct pool_config *pool = &cfg.pools[0];
+	int ret = config_load(config_path("minimal.yaml"), &cfg, err, sizeof(err));
+
+	cr_assert_eq(ret, 0, "config_load() returned %d: %s", ret, err);
+	cr_assert_not(cfg.budget.has_cpus);
+	cr_assert_eq(cfg.budget.memory, -1);
+	cr_assert_eq(cfg.emerge.key, EMERGE_OFF);
+	cr_assert_eq(cfg.emerge.template, -1);
+	cr_assert_eq(cfg.nr_templates, 0);
+	cr_assert_not(pool->scaling.enabled);
+	cr_assert_eq(pool->scaling.min, 1);
+	cr_assert_eq(pool->scaling.max, 1);
+	cr_assert_float_eq(pool->scaling.up_factor, 2, 1e-9);
+	cr_assert_eq(pool->scaling.down_window_s, 30);
+	cr_assert_eq(pool->scaling.memory_per_worker, -1);
+	cr_assert_eq(pool->scaling.weight, 100);
+	cr_assert_not(pool->removable);
+	cr_assert_eq(pool->idle_timeout_s, 0);
+	cr_assert_not(pool->limits.has_cpus);
+	cr_assert_eq(pool->limits.memory_max, -1);
+}
+
+Test(parse, removable_pool_default_timeout, .fini = free_config)
+{
+	int ret = parse(HEAD "    removable: true\n");
+
+	cr_assert_eq(ret, 0, "returned %d: %s", ret, err);
+	cr_assert(cfg.pools[0].removable);
+	cr_assert_eq(cfg.pools[0].idle_timeout_s, 60);
+}
+
+Test(parse, removable_false, .fini = free_config)
+{
+	int ret = parse(HEAD "    removable: false\n");
+
+	cr_assert_eq(ret, 0, "returned %d: %s", ret, err);
+	cr_assert_not(cfg.pools[0].removable);
+	cr_assert_eq(cfg.pools[0].idle_timeout_s, 0);
+}
+
+Test(parse, emerge_defaults, .fini = free_config)
+{
+	int ret = parse(HEAD "templates:\n  - name: t\n    command: [w]\n"
+			"emerge: {key: host, template: t, rate: 3}\n");
+
+	cr_assert_eq(ret, 0, "returned %d: %s", ret, err);
+	cr_assert_eq(cfg.emerge.key, EMERGE_HOST);
+	cr_assert_eq(cfg.emerge.template, 0);
+	cr_assert_float_eq(cfg.emerge.rate, 3, 1e-9);
+	cr_assert_eq(cfg.emerge.for_s, 10);
+	cr_assert_eq(cfg.emerge.table_size, 1024);
+	cr_assert_eq(cfg.emerge.max_pools, 4);
+	cr_assert(cfg.templates[0].removable);
+	cr_assert_eq(cfg.templates[0].idle_timeout_s, 60);
+}
+
+Test(parse, templates_without_emerge, .fini = free_config)
+{
+	int ret = parse(HEAD "templates:\n  - name: t\n    command: [w]\n");
+
+	cr_assert_eq(ret, 0, "returned %d: %s", ret, err);
+	cr_assert_eq(cfg.nr_templates, 1);
+	cr_assert_eq(cfg.emerge.key, EMERGE_OFF);
+}
+
+Test(parse, budget_memory_only, .fini = free_config)
+{
+	int ret = parse(HEAD "    limits: {memory_max: 1G}\nbudget: {memory: 1G}\n");
+
+	cr_assert_eq(ret, 0, "returned %d: %s", ret, err);
+	cr_assert_not(cfg.budget.has_cpus);
+	cr_assert_eq(cfg.budget.memory, 1LL << 30);
+}
+
+/* 0.1 + 0.1 + 0.1 is a little above 0.3 in binary and must still fit 0.3. */
+Test(parse, budget_decimal_sum, .fini = free_config)
+{
+	int ret = parse("port: 8080\ndefault_pool: a\nbudget: {cpus: 0.3}\npools:\n"
+			"  - {name: a, command: w, limits: {cpus: 0.1}}\n"
+			"  - {name: b, command: w, limits: {cpus: 0.1}}\n"
+			"  - {name: c, command: w, limits: {cpus: 0.1}}\n");
+
+	cr_assert_eq(ret, 0, "returned %d: %s", ret, err);
+}
+
+/* A pool made from a template shares its strings, so only the template frees them. */
+Test(free, borrowed_pool)
+{
+	struct pool_config *borrowed_pool;
+
+	load_scaling();
+	borrowed_pool = &cfg.pools[cfg.nr_pools];
+	*borrowed_pool = cfg.templates[0];
+	borrowed_pool->borrowed = true;
+	config_free(&cfg);
+	cr_assert_null(cfg.templates[0].argv[0]);
+	cr_assert_null(cfg.templates[0].env[0]);
+	cr_assert_eq(cfg.templates[0].argc, 0);
+	cr_assert_null(cfg.pools[0].argv[0]);
+	cr_assert_not_null(borrowed_pool->argv[0], "the borrowed pool's strings were touched");
+	config_free(&cfg);
+}
+
+Test(free, after_failed_template)
+{
+	int ret = parse(HEAD "templates:\n  - name: t\n    command: [w]\n"
+			"  - name: u\n    command: [w]\n    workers: 0\n");
+
+	cr_assert_eq(ret, -EINVAL);
+	cr_assert_null(cfg.templates[0].argv[0]);
+	cr_assert_eq(cfg.nr_templates, 0);
+	config_free(&cfg);
+}
+
+/* Scaling errors */
+
+Test(error, scaling_min_above_max)
+{
+	expect_error(HEAD "    scaling:\n      min: 4\n      max: 2\n"
+		     "      target: {active_per_worker: 1}\n",
+		     -EINVAL, 8, "key 'max'");
+	expect_text("expected an integer from min (4) to 32, got '2'");
+}
+
+Test(error, scaling_max_missing)
+{
+	expect_error(HEAD "    scaling: {min: 2, target: {active_per_worker: 1}}\n", -EINVAL, 6,
+		     "scaling of pool 'light': missing required key 'max'");
+}
+
+Test(error, scaling_max_range)
+{
+	expect_error(HEAD "    scaling: {max: 33, target: {active_per_worker: 1}}\n", -EINVAL, 6,
+		     "key 'max': expected an integer from 1 to 32, got '33'");
+}
+
+Test(error, scaling_min_range)
+{
+	expect_error(HEAD "    scaling:\n      min: 0\n      max: 2\n", -EINVAL, 7,
+		     "key 'min': expected an integer from 1 to 32, got '0'");
+}
+
+Test(error, workers_below_min)
+{
+	expect_error(HEAD "    workers: 1\n"
+		     "    scaling: {min: 2, max: 4, target: {cpu_utilization: 1}}\n",
+		     -EINVAL, 6, "key 'workers'");
+	expect_text("expected an integer from scaling min (2) to max (4), got '1'");
+}
+
+Test(error, workers_above_max)
+{
+	expect_error(HEAD "    scaling: {max: 4, target: {cpu_utilization: 1}}\n    workers: 5\n",
+		     -EINVAL, 7, "key 'workers'");
+	expect_text("from scaling min (1) to max (4), got '5'");
+}
+
+Test(error, target_missing)
+{
+	expect_error(HEAD "    scaling:\n      max: 4\n", -EINVAL, 6,
+		     "scaling of pool 'light': missing required key 'target'");
+}
+
+Test(error, target_both)
+{
+	expect_error(HEAD "    scaling:\n      max: 4\n      target:\n"
+		     "        active_per_worker: 4\n        cpu_utilization: 0.5\n",
+		     -EINVAL, 8, "key 'target'");
+	expect_text("exactly one of active_per_worker and cpu_utilization, got both");
+}
+
+Test(error, target_neither)
+{
+	expect_error(HEAD "    scaling: {max: 4, target: {}}\n", -EINVAL, 6, "key 'target'");
+	expect_text("got neither");
+}
+
+Test(error, target_unknown_key)
+{
+	expect_error(HEAD "    scaling:\n      max: 4\n      target:\n        rps: 4\n", -EINVAL, 9,
+		     "unknown key 'rps' in target");
+}
+
+Test(error, cpu_utilization_range)
+{
+	expect_error(HEAD "    scaling: {max: 4, target: {cpu_utilization: 1.5}}\n", -EINVAL, 6,
+		     "key 'cpu_utilization': expected a number above 0 and at most 1, got '1.5'");
+}
+
+Test(error, active_per_worker_zero)
+{
+	expect_error(HEAD "    scaling: {max: 4, target: {active_per_worker: 0}}\n", -EINVAL, 6,
+		     "key 'active_per_worker': expected a number above 0");
+}
+
+Test(error, up_factor_below_one)
+{
+	expect_error(HEAD "    scaling: {max: 4, target: {active_per_worker: 1}, up_factor: 0.5}\n",
+		     -EINVAL, 6, "key 'up_factor': expected a number from 1 to 16, got '0.5'");
+}
+
+Test(error, up_factor_word)
+{
+	expect_error(HEAD "    scaling: {max: 4, target: {active_per_worker: 1}, up_factor: inf}\n",
+		     -EINVAL, 6, "key 'up_factor'");
+}
+
+Test(error, up_step_max_range)
+{
+	expect_error(HEAD "    scaling: {max: 4, target: {active_per_worker: 1},"
+		     " up_step_max: 33}\n",
+		     -EINVAL, 6, "key 'up_step_max': expected an integer from 0 to 32");
+}
+
+Test(error, down_window_range)
+{
+	expect_error(HEAD "    scaling:\n      max: 4\n      target: {active_per_worker: 1}\n"
+		     "      down_window_s: 3601\n",
+		     -EINVAL, 9, "key 'down_window_s': expected an integer from 0 to 3600");
+}
+
+Test(error, weight_range)
+{
+	expect_error(HEAD "    scaling: {max: 4, target: {active_per_worker: 1}, weight: 0}\n",
+		     -EINVAL, 6, "key 'weight': expected an integer from 1 to 10000, got '0'");
+}
+
+Test(error, cpus_per_worker_range)
+{
+	expect_error(HEAD "    scaling:\n      max: 4\n      target: {active_per_worker: 1}\n"
+		     "      cpus_per_worker: -1\n",
+		     -EINVAL, 9, "key 'cpus_per_worker'");
+}
+
+Test(error, memory_per_worker_zero)
+{
+	expect_error(HEAD "    scaling: {max: 4, target: {active_per_worker: 1},"
+		     " memory_per_worker: 0}\n",
+		     -EINVAL, 6, "key 'memory_per_worker': expected a size above 0");
+}
+
+Test(error, memory_per_worker_too_large)
+{
+	expect_error(HEAD "    scaling:\n      max: 4\n      target: {active_per_worker: 1}\n"
+		     "      memory_per_worker: 262144T\n",
+		     -EINVAL, 9, "key 'memory_per_worker': expected a size of at most 262143T");
+}
+
+Test(error, scaling_unknown_key)
+{
+	expect_error(HEAD "    scaling:\n      max: 4\n      maximum: 4\n", -EINVAL, 8,
+		     "unknown key 'maximum' in scaling");
+}
+
+Test(error, cpus_twice)
+{
+	expect_error(HEAD "    limits: {cpus: 1}\n    scaling:\n      max: 4\n"
+		     "      target: {active_per_worker: 1}\n      cpus_per_worker: 0.5\n",
+		     -EINVAL, 10, "key 'cpus_per_worker'");
+	expect_text("pool 'light' sets both limits.cpus and scaling.cpus_per_worker;"
+		    " set one of them");
+}
+
+Test(error, memory_twice)
+{
+	expect_error(HEAD "    limits: {memory_max: max}\n    scaling:\n      max: 4\n"
+		     "      target: {active_per_worker: 1}\n      memory_per_worker: 64M\n",
+		     -EINVAL, 10, "key 'memory_per_worker'");
+	expect_text("sets both limits.memory_max and scaling.memory_per_worker; set one of them");
+}
+
+/* Removal errors */
+
+Test(error, removable_word)
+{
+	expect_error(HEAD "    removable: yes\n", -EINVAL, 6,
+		     "key 'removable': expected true or false, got 'yes'");
+}
+
+Test(error, idle_timeout_not_removable)
+{
+	expect_error(HEAD "    idle_timeout_s: 60\n", -EINVAL, 6, "key 'idle_timeout_s'");
+	expect_text("only a removable pool has an idle timeout");
+}
+
+Test(error, idle_timeout_removable_false)
+{
+	expect_error(HEAD "    idle_timeout_s: 60\n    removable: false\n", -EINVAL, 6,
+		     "key 'idle_timeout_s'");
+}
+
+Test(error, idle_timeout_range)
+{
+	expect_error(HEAD "    removable: true\n    idle_timeout_s: 0\n", -EINVAL, 7,
+		     "key 'idle_timeout_s': expected an integer from 1 to 86400, got '0'");
+}
+
+/* Template errors */
+
+Test(error, template_not_removable)
+{
+	expect_error(HEAD "templates:\n  - name: t\n    command: [w]\n    removable: false\n",
+		     -EINVAL, 9, "key 'removable'");
+	expect_text("always removable, got 'false'");
+}
+
+Test(error, template_named_like_pool)
+{
+	expect_error(HEAD "templates:\n  - name: light\n    command: [w]\n", -EINVAL, 7,
+		     "key 'name'");
+	expect_text("unique template name, got 'light', which the pool on line 4 already uses");
+}
+
+Test(error, duplicate_template)
+{
+	expect_error(HEAD "templates:\n"
+		     "  - name: t\n    command: [w]\n"
+		     "  - name: t\n    command: [w]\n",
+		     -EINVAL, 9, "key 'name'");
+	expect_text("which the template on line 7 already uses");
+}
+
+Test(error, template_missing_command)
+{
+	expect_error(HEAD "templates:\n  - name: t\n", -EINVAL, 7,
+		     "template 't': missing required key 'command'");
+}
+
+Test(error, template_unknown_key)
+{
+	expect_error(HEAD "templates:\n  - name: t\n    command: [w]\n    pool: x\n", -EINVAL, 9,
+		     "unknown key 'pool' in template");
+}
+
+Test(error, templates_type)
+{
+	expect_error(HEAD "templates: t\n", -EINVAL, 6,
+		     "key 'templates': expected a list of templates, got 't'");
+}
+
+Test(error, too_many_templates)
+{
+	char text[4096];
+	int i, len;
+
+	len = snprintf(text, sizeof(text), HEAD "templates:\n");
+	for (i = 0; i <= CONFIG_MAX_TEMPLATES; i++)
+		len += snprintf(text + len, sizeof(text) - len,
+				"  - name: t%d\n    command: [w]\n", i);
+	expect_error(text, -E2BIG, 6, "key 'templates'");
+	expect_text("at most 4 templates, got 5");
+}
+
+/* Budget errors */
+
+Test(error, budget_empty)
+{
+	expect_error(HEAD "budget: {}\n", -EINVAL, 6,
+		     "key 'budget': expected at least one of: cpus, memory");
+}
+
+Test(error, budget_cpus_zero)
+{
+	expect_error(HEAD "budget: {cpus: 0}\n", -EINVAL, 6, "key 'cpus'");
+	expect_text("above 0");
+}
+
+Test(error, budget_memory_zero)
+{
+	expect_error(HEAD "budget:\n  memory: 0\n", -EINVAL, 7,
+		     "key 'memory': expected a size above 0");
+}
+
+Test(error, budget_unknown_key)
+{
+	expect_error(HEAD "budget:\n  pids: 10\n", -EINVAL, 7, "unknown key 'pids' in budget");
+}
+
+Test(error, budget_cpus_pool_without_limit)
+{
+	expect_error(HEAD "budget: {cpus: 2}\n", -EINVAL, 4,
+		     "pool 'light': budget.cpus needs a CPU limit");
+	expect_text("add scaling.cpus_per_worker or limits.cpus");
+}
+
+Test(error, budget_memory_template_without_limit)
+{
+	expect_error(HEAD "    limits: {memory_max: 1G}\nbudget: {memory: 2G}\n"
+		     "templates:\n  - name: t\n    command: [w]\n",
+		     -EINVAL, 9, "template 't': budget.memory needs a memory limit");
+	expect_text("add scaling.memory_per_worker or limits.memory_max");
+}
+
+Test(error, budget_memory_max_unlimited)
+{
+	expect_error(HEAD "    limits: {memory_max: max}\nbudget: {memory: 2G}\n", -EINVAL, 4,
+		     "pool 'light': budget.memory needs a memory limit");
+}
+
+Test(error, budget_cpus_at_minimum)
+{
+	expect_error(HEAD "    limits: {cpus: 1.5}\nbudget:\n  cpus: 1\n", -EINVAL, 8,
+		     "key 'cpus'");
+	expect_text("expected at least 1.5 CPUs, which the pools need at their minimum worker"
+		    " counts, got '1'");
+}
+
+/* The minimum of 1 worker needs 0.5 CPUs, but the starting 3 workers need 1.5. */
+Test(error, budget_cpus_at_start)
+{
+	expect_error(HEAD "    workers: 3\n"
+		     "    scaling: {max: 4, target: {active_per_worker: 2}, cpus_per_worker: 0.5}\n"
+		     "budget: {cpus: 1}\n",
+		     -EINVAL, 8, "key 'cpus'");
+	expect_text("at least 1.5 CPUs, which the pools need at their starting worker counts,"
+		    " got '1'");
+}
+
+Test(error, budget_memory_at_minimum)
+{
+	expect_error(HEAD "    limits: {memory_max: 512M}\nbudget: {memory: 256M}\n", -EINVAL, 7,
+		     "key 'memory'");
+	expect_text("expected at least 512M, which the pools need at their minimum worker"
+		    " counts, got '256M'");
+}
+
+Test(error, budget_memory_at_start)
+{
+	expect_error(HEAD "    scaling:\n      min: 1\n      max: 4\n"
+		     "      target: {active_per_worker: 2}\n      memory_per_worker: 100M\n"
+		     "    workers: 2\nbudget:\n  memory: 150M\n",
+		     -EINVAL, 13, "key 'memory'");
+	expect_text("at least 200M, which the pools need at their starting worker counts,"
+		    " got '150M'");
+}
+
+/* Emerge errors */
+
+#define TEMPLATE "templates:\n  - name: auto\n    command: [w]\n"
+
+Test(error, emerge_unknown_template)
+{
+	expect_error(HEAD TEMPLATE "emerge: {key: path, template: big, rate: 1}\n", -EINVAL, 9,
+		     "key 'template'");
+	expect_text("unknown template; expected one of: auto, got 'big'");
+}
+
+Test(error, emerge_without_templates)
+{
+	expect_error(HEAD "emerge:\n  key: path\n  template: auto\n  rate: 1\n", -EINVAL, 8,
+		     "key 'template': unknown template");
+	expect_text("templates list, which is missing or empty, got 'auto'");
+}
+
+Test(error, emerge_missing_key)
+{
+	expect_error(HEAD TEMPLATE "emerge: {template: auto, rate: 1}\n", -EINVAL, 9,
+		     "emerge: missing required key 'key'");
+}
+
+Test(error, emerge_missing_template)
+{
+	expect_error(HEAD TEMPLATE "emerge: {key: host, rate: 1}\n", -EINVAL, 9,
+		     "emerge: missing required key 'template'");
+}
+
+Test(error, emerge_missing_rate)
+{
+	expect_error(HEAD TEMPLATE "emerge: {key: host, template: auto}\n", -EINVAL, 9,
+		     "emerge: missing required key 'rate'");
+}
+
+Test(error, emerge_key_value)
+{
+	expect_error(HEAD TEMPLATE "emerge: {key: query, template: auto, rate: 1}\n", -EINVAL, 9,
+		     "key 'key': expected path or host, got 'query'");
+}
+
+Test(error, emerge_connection_mode)
+{
+	expect_error(HEAD "mode: connection\n" TEMPLATE
+		     "emerge:\n  key: host\n  template: auto\n  rate: 1\n",
+		     -EINVAL, 11, "key 'key': emerging pools need mode: payload");
+}
+
+Test(error, emerge_rate_zero)
+{
+	expect_error(HEAD TEMPLATE "emerge: {key: path, template: auto, rate: 0}\n", -EINVAL, 9,
+		     "key 'rate': expected a number above 0");
+}
+
+Test(error, emerge_for_s_range)
+{
+	expect_error(HEAD TEMPLATE "emerge:\n  key: path\n  template: auto\n  rate: 1\n"
+		     "  for_s: 3601\n",
+		     -EINVAL, 13, "key 'for_s': expected an integer from 1 to 3600, got '3601'");
+}
+
+Test(error, emerge_table_size_range)
+{
+	expect_error(HEAD TEMPLATE "emerge: {key: path, template: auto, rate: 1, table_size: 8}\n",
+		     -EINVAL, 9, "key 'table_size': expected an integer from 16 to 65536");
+}
+
+Test(error, emerge_max_pools_range)
+{
+	expect_error(HEAD TEMPLATE "emerge: {key: path, template: auto, rate: 1, max_pools: 17}\n",
+		     -EINVAL, 9, "key 'max_pools': expected an integer from 1 to 16, got '17'");
+}
+
+/* 13 configured pools leave room for 3 emerged ones, fewer than the default 4. */
+Test(error, emerge_max_pools_room)
+{
+	char text[4096];
+	int i, len;
+
+	len = snprintf(text, sizeof(text), "port: 8080\ndefault_pool: p0\npools:\n");
+	for (i = 0; i < 13; i++)
+		len += snprintf(text + len, sizeof(text) - len,
+				"  - name: p%d\n    command: [w]\n", i);
+	snprintf(text + len, sizeof(text) - len,
+		 TEMPLATE "emerge:\n  key: path\n  template: auto\n  rate: 1\n");
+	expect_error(text, -EINVAL, 33, "key 'max_pools'");
+	expect_text("expected at most 3, as 13 of the 16 pools are configured, got 4");
+}
+
+Test(error, emerge_unknown_key)
+{
+	expect_error(HEAD TEMPLATE "emerge:\n  key: path\n  threshold: 3\n", -EINVAL, 11,
+		     "unknown key 'threshold' in emerge");
+}

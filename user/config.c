@@ -317,6 +317,106 @@ static int get_size_or_max(struct parser *p, const yaml_node_t *node, const char
 	return 0;
 }
 
+/* Reads a size above 0. */
+static int get_positive_size(struct parser *p, const yaml_node_t *node, const char *key,
+			     int64_t *out)
+{
+	const char *text = text_of(node);
+	int64_t value;
+
+	if (!text || config_parse_size(text, &value) || value == 0)
+		return bad_value(p, node, key,
+				 "a size above 0 with an optional K, M, G or T suffix, such as 256M");
+	*out = value;
+	return 0;
+}
+
+/* Formats BYTES with the largest K, M, G or T suffix that divides it, for messages. */
+static const char *format_size(int64_t bytes, char *buf, size_t len)
+{
+	static const char suffixes[] = "KMGT";
+	int64_t unit;
+	int i;
+
+	for (i = 4; i > 0 && bytes; i--) {
+		unit = 1LL << (10 * i);
+		if (bytes % unit == 0) {
+			snprintf(buf, len, "%lld%c", (long long)(bytes / unit), suffixes[i - 1]);
+			return buf;
+		}
+	}
+	snprintf(buf, len, "%lld", (long long)bytes);
+	return buf;
+}
+
+/*
+ * Parses a decimal number such as 2, 0.5 or 1e3. strtod() also reads signs,
+ * "inf", "nan" and hex floats, which no key accepts.
+ */
+static bool parse_number(const char *text, double *out)
+{
+	double value;
+	char *end;
+
+	if (!text || !(isdigit((unsigned char)text[0]) || text[0] == '.') || strpbrk(text, "xX"))
+		return false;
+	value = strtod(text, &end);
+	if (*end || !isfinite(value))
+		return false;
+	*out = value;
+	return true;
+}
+
+/* Reads a number above ABOVE and at most MAX. */
+static int get_number(struct parser *p, const yaml_node_t *node, const char *key,
+		      double above, double max, double *out)
+{
+	double value;
+
+	if (!parse_number(text_of(node), &value) || value <= above || value > max)
+		return bad_value(p, node, key, "a number above %.10g and at most %.10g",
+				 above, max);
+	*out = value;
+	return 0;
+}
+
+static int get_cpus(struct parser *p, const yaml_node_t *node, const char *key, double *out)
+{
+	double value;
+
+	if (!parse_number(text_of(node), &value) || value <= 0 || value > 1024)
+		return bad_value(p, node, key,
+				 "a number of CPUs above 0 and at most 1024, such as 0.5");
+	*out = value;
+	return 0;
+}
+
+static int get_uint32(struct parser *p, const yaml_node_t *node, const char *key,
+		      uint32_t min, uint32_t max, uint32_t *out)
+{
+	long long value;
+	int ret;
+
+	ret = get_integer(p, node, key, min, max, &value);
+	if (!ret)
+		*out = (uint32_t)value;
+	return ret;
+}
+
+/* Accepts true and false only, not the yes, no, on and off of YAML 1.1. */
+static int get_bool(struct parser *p, const yaml_node_t *node, const char *key, bool *out)
+{
+	const char *text = text_of(node);
+
+	if (text && !strcmp(text, "true"))
+		*out = true;
+	else if (text && !strcmp(text, "false"))
+		*out = false;
+	else
+		return bad_value(p, node, key, "true or false");
+	return 0;
+}
+
 /* Copies the text of NODE into OUT, which has room for LEN bytes with the NUL. */
 static int get_string(struct parser *p, const yaml_node_t *node, const char *key,
 		      const char *expected, char *out, size_t len)
@@ -489,21 +589,12 @@ static const char *const limit_keys[] = {
 
 static int parse_cpus(struct parser *p, const yaml_node_t *node, struct pool_limits *limits)
 {
-	const char *text = text_of(node);
-	char *end;
-	double value;
+	int ret;
 
-	/* strtod() also reads "inf", "nan" and hex floats, which are not CPU counts. */
-	if (!text || !(isdigit((unsigned char)text[0]) || text[0] == '.') || strpbrk(text, "xX"))
-		goto invalid;
-	value = strtod(text, &end);
-	if (*end || !isfinite(value) || value <= 0 || value > 1024)
-		goto invalid;
-	limits->has_cpus = true;
-	limits->cpus = value;
-	return 0;
-invalid:
-	return bad_value(p, node, "cpus", "a number of CPUs above 0 and at most 1024, such as 0.5");
+	ret = get_cpus(p, node, "cpus", &limits->cpus);
+	if (!ret)
+		limits->has_cpus = true;
+	return ret;
 }
 
 /* Parses an unsigned decimal number at *TEXT and moves *TEXT past it. */
@@ -624,9 +715,10 @@ static int parse_pids_max(struct parser *p, const yaml_node_t *node, struct pool
 	return 0;
 }
 
-static int parse_limits(struct parser *p, const yaml_node_t *node, struct pool_limits *limits)
+/* Stores the value nodes of the limits mapping in V, for checks against scaling. */
+static int parse_limits(struct parser *p, const yaml_node_t *node, struct pool_limits *limits,
+			yaml_node_t **v)
 {
-	yaml_node_t *v[LIMIT_NR];
 	long long value = 0;
 	int ret;
 
@@ -654,9 +746,159 @@ static int parse_limits(struct parser *p, const yaml_node_t *node, struct pool_l
 	return ret;
 }
 
+/* Scaling */
+
+enum {
+	SCALING_MIN, SCALING_MAX, SCALING_TARGET, SCALING_UP_FACTOR, SCALING_UP_STEP_MAX,
+	SCALING_DOWN_WINDOW_S, SCALING_CPUS_PER_WORKER, SCALING_MEMORY_PER_WORKER,
+	SCALING_WEIGHT, SCALING_NR
+};
+
+static const char *const scaling_keys[] = {
+	[SCALING_MIN] = "min",
+	[SCALING_MAX] = "max",
+	[SCALING_TARGET] = "target",
+	[SCALING_UP_FACTOR] = "up_factor",
+	[SCALING_UP_STEP_MAX] = "up_step_max",
+	[SCALING_DOWN_WINDOW_S] = "down_window_s",
+	[SCALING_CPUS_PER_WORKER] = "cpus_per_worker",
+	[SCALING_MEMORY_PER_WORKER] = "memory_per_worker",
+	[SCALING_WEIGHT] = "weight",
+	[SCALING_NR] = NULL,
+};
+
+enum { TARGET_ACTIVE_PER_WORKER, TARGET_CPU_UTILIZATION, TARGET_NR };
+
+static const char *const target_keys[] = {
+	[TARGET_ACTIVE_PER_WORKER] = "active_per_worker",
+	[TARGET_CPU_UTILIZATION] = "cpu_utilization",
+	[TARGET_NR] = NULL,
+};
+
+/*
+ * memory_per_worker times any worker count must fit in int64_t. The bound is
+ * rounded down to whole TiB so that the message can state it exactly.
+ */
+#define MEMORY_PER_WORKER_MAX	((INT64_MAX / TRIAGE_MAX_WORKERS) >> 40 << 40)
+
+static int parse_scaling_range(struct parser *p, const yaml_node_t *map, yaml_node_t **v,
+			       struct pool_scaling *scaling, const char *context)
+{
+	uint32_t min = 1, max;
+	int ret;
+
+	if (!v[SCALING_MAX])
+		return missing(p, map, context, "max");
+	if (v[SCALING_MIN]) {
+		ret = get_uint32(p, v[SCALING_MIN], "min", 1, TRIAGE_MAX_WORKERS, &min);
+		if (ret)
+			return ret;
+	}
+	ret = get_uint32(p, v[SCALING_MAX], "max", 1, TRIAGE_MAX_WORKERS, &max);
+	if (ret)
+		return ret;
+	if (max < min)
+		return bad_value(p, v[SCALING_MAX], "max", "an integer from min (%u) to %d",
+				 min, TRIAGE_MAX_WORKERS);
+	scaling->min = min;
+	scaling->max = max;
+	return 0;
+}
+
+static int parse_target(struct parser *p, const yaml_node_t *node, struct pool_scaling *scaling)
+{
+	yaml_node_t *v[TARGET_NR];
+	int ret;
+
+	ret = read_mapping(p, node, "target", "target", target_keys, v);
+	if (ret)
+		return ret;
+	if (!v[TARGET_ACTIVE_PER_WORKER] == !v[TARGET_CPU_UTILIZATION])
+		return fail(p, -EINVAL, node,
+			    "key 'target': expected exactly one of active_per_worker and cpu_utilization, got %s",
+			    v[TARGET_ACTIVE_PER_WORKER] ? "both" : "neither");
+	if (v[TARGET_ACTIVE_PER_WORKER]) {
+		scaling->target = SCALE_ACTIVE;
+		return get_number(p, v[TARGET_ACTIVE_PER_WORKER], "active_per_worker", 0, 1000000,
+				  &scaling->target_value);
+	}
+	scaling->target = SCALE_CPU;
+	return get_number(p, v[TARGET_CPU_UTILIZATION], "cpu_utilization", 0, 1,
+			  &scaling->target_value);
+}
+
+/* Parses the pace of growth and shrinkage and the share of the budget. */
+static int parse_scaling_pace(struct parser *p, yaml_node_t **v, struct pool_scaling *scaling)
+{
+	double factor;
+	int ret = 0;
+
+	if (v[SCALING_UP_FACTOR]) {
+		if (!parse_number(text_of(v[SCALING_UP_FACTOR]), &factor) || factor < 1 ||
+		    factor > 16)
+			return bad_value(p, v[SCALING_UP_FACTOR], "up_factor",
+					 "a number from 1 to 16");
+		scaling->up_factor = factor;
+	}
+	if (v[SCALING_UP_STEP_MAX])
+		ret = get_uint32(p, v[SCALING_UP_STEP_MAX], "up_step_max", 0, TRIAGE_MAX_WORKERS,
+				 &scaling->up_step_max);
+	if (!ret && v[SCALING_DOWN_WINDOW_S])
+		ret = get_uint32(p, v[SCALING_DOWN_WINDOW_S], "down_window_s", 0, 3600,
+				 &scaling->down_window_s);
+	if (!ret && v[SCALING_WEIGHT])
+		ret = get_uint32(p, v[SCALING_WEIGHT], "weight", 1, 10000, &scaling->weight);
+	return ret;
+}
+
+static int parse_per_worker(struct parser *p, yaml_node_t **v, struct pool_scaling *scaling)
+{
+	const yaml_node_t *memory = v[SCALING_MEMORY_PER_WORKER];
+	char max[32];
+	int ret = 0;
+
+	if (v[SCALING_CPUS_PER_WORKER])
+		ret = get_cpus(p, v[SCALING_CPUS_PER_WORKER], "cpus_per_worker",
+			       &scaling->cpus_per_worker);
+	if (!ret && memory)
+		ret = get_positive_size(p, memory, "memory_per_worker",
+					&scaling->memory_per_worker);
+	if (!ret && scaling->memory_per_worker > MEMORY_PER_WORKER_MAX)
+		return bad_value(p, memory, "memory_per_worker", "a size of at most %s",
+				 format_size(MEMORY_PER_WORKER_MAX, max, sizeof(max)));
+	return ret;
+}
+
+/* Stores the value nodes of the scaling mapping in V, for checks against limits. */
+static int parse_scaling(struct parser *p, const yaml_node_t *node, yaml_node_t **v,
+			 struct pool_scaling *scaling, const char *pool_context)
+{
+	char context[80];
+	int ret;
+
+	snprintf(context, sizeof(context), "scaling of %s", pool_context);
+	ret = read_mapping(p, node, "scaling", "scaling", scaling_keys, v);
+	if (!ret)
+		ret = parse_scaling_range(p, node, v, scaling, context);
+	if (!ret && !v[SCALING_TARGET])
+		return missing(p, node, context, "target");
+	if (!ret)
+		ret = parse_target(p, v[SCALING_TARGET], scaling);
+	if (!ret)
+		ret = parse_scaling_pace(p, v, scaling);
+	if (!ret)
+		ret = parse_per_worker(p, v, scaling);
+	if (!ret)
+		scaling->enabled = true;
+	return ret;
+}
+
 /* Pools */
 
-enum { POOL_NAME, POOL_COMMAND, POOL_ENV, POOL_USER, POOL_WORKERS, POOL_LIMITS, POOL_NR };
+enum {
+	POOL_NAME, POOL_COMMAND, POOL_ENV, POOL_USER, POOL_WORKERS, POOL_LIMITS, POOL_SCALING,
+	POOL_REMOVABLE, POOL_IDLE_TIMEOUT_S, POOL_NR
+};
 
 static const char *const pool_keys[] = {
 	[POOL_NAME] = "name",
@@ -665,7 +907,17 @@ static const char *const pool_keys[] = {
 	[POOL_USER] = "user",
 	[POOL_WORKERS] = "workers",
 	[POOL_LIMITS] = "limits",
+	[POOL_SCALING] = "scaling",
+	[POOL_REMOVABLE] = "removable",
+	[POOL_IDLE_TIMEOUT_S] = "idle_timeout_s",
 	[POOL_NR] = NULL,
+};
+
+/* Value nodes of one pool or template, kept for the checks that span several keys. */
+struct pool_nodes {
+	yaml_node_t *pool[POOL_NR];
+	yaml_node_t *limits[LIMIT_NR];
+	yaml_node_t *scaling[SCALING_NR];
 };
 
 static int add_arg(struct parser *p, struct pool_config *pool, const char *arg, size_t len)
@@ -818,20 +1070,44 @@ static int parse_user(struct parser *p, const yaml_node_t *node, struct pool_con
 	return 0;
 }
 
-static int parse_pool_name(struct parser *p, const yaml_node_t *node, int index)
+/* Returns the pool or template called NAME among those parsed so far, or NULL. */
+static const struct pool_config *find_pool_or_template(const struct config *cfg,
+							const char *name, const char **kind)
 {
-	struct pool_config *pool = &p->cfg->pools[index];
+	int i;
+
+	for (i = 0; i < cfg->nr_pools; i++) {
+		if (!strcmp(cfg->pools[i].name, name)) {
+			*kind = "pool";
+			return &cfg->pools[i];
+		}
+	}
+	for (i = 0; i < cfg->nr_templates; i++) {
+		if (!strcmp(cfg->templates[i].name, name)) {
+			*kind = "template";
+			return &cfg->templates[i];
+		}
+	}
+	return NULL;
+}
+
+/* Pools and templates share one namespace, as emerged pools sit next to configured ones. */
+static int parse_pool_name(struct parser *p, const yaml_node_t *node, struct pool_config *pool,
+			   const char *kind)
+{
+	const struct pool_config *other;
+	const char *other_kind;
 	char got[QUOTE_MAX + 8];
-	int i, ret;
+	int ret;
 
 	ret = get_name(p, node, pool->name);
 	if (ret)
 		return ret;
-	for (i = 0; i < index; i++)
-		if (!strcmp(p->cfg->pools[i].name, pool->name))
-			return fail(p, -EINVAL, node,
-				    "key 'name': expected a unique pool name, got %s, which the pool on line %d already uses",
-				    quote(node, got, sizeof(got)), p->cfg->pools[i].line);
+	other = find_pool_or_template(p->cfg, pool->name, &other_kind);
+	if (other)
+		return fail(p, -EINVAL, node,
+			    "key 'name': expected a unique %s name, got %s, which the %s on line %d already uses",
+			    kind, quote(node, got, sizeof(got)), other_kind, other->line);
 	return 0;
 }
 
@@ -843,42 +1119,177 @@ static void init_pool(struct pool_config *pool, const yaml_node_t *node)
 	pool->limits.memory_max = -1;
 	pool->limits.memory_high = -1;
 	pool->limits.pids_max = -1;
+	pool->scaling.min = 1;
+	pool->scaling.up_factor = 2;
+	pool->scaling.down_window_s = 30;
+	pool->scaling.memory_per_worker = -1;
+	pool->scaling.weight = 100;
 }
 
-static int parse_pool(struct parser *p, const yaml_node_t *node, int index)
+static int parse_process(struct parser *p, yaml_node_t **v, struct pool_config *pool)
 {
-	struct pool_config *pool = &p->cfg->pools[index];
-	yaml_node_t *v[POOL_NR];
-	char context[64];
-	long long workers = 1;
 	int ret;
-
-	init_pool(pool, node);
-	ret = read_mapping(p, node, "pools", "pool", pool_keys, v);
-	if (ret)
-		return ret;
-	if (!v[POOL_NAME]) {
-		snprintf(context, sizeof(context), "pool %d", index + 1);
-		return missing(p, node, context, "name");
-	}
-	ret = parse_pool_name(p, v[POOL_NAME], index);
-	if (ret)
-		return ret;
-	snprintf(context, sizeof(context), "pool '%s'", pool->name);
-	if (!v[POOL_COMMAND])
-		return missing(p, node, context, "command");
 
 	ret = parse_command(p, v[POOL_COMMAND], pool);
 	if (!ret && v[POOL_ENV])
 		ret = parse_env(p, v[POOL_ENV], pool);
 	if (!ret && v[POOL_USER])
 		ret = parse_user(p, v[POOL_USER], pool);
-	if (!ret && v[POOL_WORKERS]) {
-		ret = get_integer(p, v[POOL_WORKERS], "workers", 1, TRIAGE_MAX_WORKERS, &workers);
-		pool->workers = (uint32_t)workers;
+	return ret;
+}
+
+/*
+ * Parses the starting worker count. Without scaling it also sets min and max
+ * to that count, so that code which keeps a pool within [min, max] leaves a
+ * fixed pool alone.
+ */
+static int parse_workers(struct parser *p, const yaml_node_t *node, struct pool_config *pool)
+{
+	struct pool_scaling *scaling = &pool->scaling;
+	uint32_t workers;
+	int ret;
+
+	if (!node) {
+		pool->workers = scaling->enabled ? scaling->min : 1;
+	} else {
+		ret = get_uint32(p, node, "workers", 1, TRIAGE_MAX_WORKERS, &workers);
+		if (ret)
+			return ret;
+		if (scaling->enabled && (workers < scaling->min || workers > scaling->max))
+			return bad_value(p, node, "workers",
+					 "an integer from scaling min (%u) to max (%u)",
+					 scaling->min, scaling->max);
+		pool->workers = workers;
 	}
-	if (!ret && v[POOL_LIMITS])
-		ret = parse_limits(p, v[POOL_LIMITS], &pool->limits);
+	if (!scaling->enabled) {
+		scaling->min = pool->workers;
+		scaling->max = pool->workers;
+	}
+	return 0;
+}
+
+/* Scaling comes before workers, whose default and range depend on it. */
+static int parse_resources(struct parser *p, struct pool_nodes *nodes, struct pool_config *pool,
+			   const char *context)
+{
+	int ret = 0;
+
+	if (nodes->pool[POOL_LIMITS])
+		ret = parse_limits(p, nodes->pool[POOL_LIMITS], &pool->limits, nodes->limits);
+	if (!ret && nodes->pool[POOL_SCALING])
+		ret = parse_scaling(p, nodes->pool[POOL_SCALING], nodes->scaling, &pool->scaling,
+				    context);
+	if (!ret)
+		ret = parse_workers(p, nodes->pool[POOL_WORKERS], pool);
+	return ret;
+}
+
+/* A template is always removable, as the pools made from it are removed when idle. */
+static int parse_removal(struct parser *p, yaml_node_t **v, struct pool_config *pool,
+			 bool is_template)
+{
+	int ret;
+
+	pool->removable = is_template;
+	if (v[POOL_REMOVABLE]) {
+		ret = get_bool(p, v[POOL_REMOVABLE], "removable", &pool->removable);
+		if (ret)
+			return ret;
+		if (is_template && !pool->removable)
+			return bad_value(p, v[POOL_REMOVABLE], "removable",
+					 "true, as pools made from a template are always removable");
+	}
+	if (!v[POOL_IDLE_TIMEOUT_S]) {
+		pool->idle_timeout_s = pool->removable ? 60 : 0;
+		return 0;
+	}
+	if (!pool->removable)
+		return fail(p, -EINVAL, v[POOL_IDLE_TIMEOUT_S],
+			    "key 'idle_timeout_s': only a removable pool has an idle timeout; add removable: true or remove this key");
+	return get_uint32(p, v[POOL_IDLE_TIMEOUT_S], "idle_timeout_s", 1, 86400,
+			  &pool->idle_timeout_s);
+}
+
+/*
+ * Writes the CPU and memory limits for the starting worker count, so that the
+ * cgroup has them from its creation. The controller rescales them later.
+ */
+static int derive_limits(struct parser *p, struct pool_nodes *nodes, struct pool_config *pool,
+			 const char *context)
+{
+	const yaml_node_t *cpus = nodes->scaling[SCALING_CPUS_PER_WORKER];
+	const yaml_node_t *memory = nodes->scaling[SCALING_MEMORY_PER_WORKER];
+	struct pool_scaling *scaling = &pool->scaling;
+
+	if (cpus && nodes->limits[LIMIT_CPUS])
+		return fail(p, -EINVAL, cpus,
+			    "key 'cpus_per_worker': %s sets both limits.cpus and scaling.cpus_per_worker; set one of them",
+			    context);
+	if (memory && nodes->limits[LIMIT_MEMORY_MAX])
+		return fail(p, -EINVAL, memory,
+			    "key 'memory_per_worker': %s sets both limits.memory_max and scaling.memory_per_worker; set one of them",
+			    context);
+	if (scaling->cpus_per_worker > 0) {
+		pool->limits.has_cpus = true;
+		pool->limits.cpus = pool->workers * scaling->cpus_per_worker;
+	}
+	if (scaling->memory_per_worker > 0)
+		pool->limits.memory_max = pool->workers * scaling->memory_per_worker;
+	return 0;
+}
+
+/* Checks that POOL has a limit to count against each budget that is set. */
+static int check_budget_figures(struct parser *p, const yaml_node_t *node,
+				const struct pool_config *pool, const char *context)
+{
+	const struct budget_config *budget = &p->cfg->budget;
+
+	if (budget->has_cpus && !pool->limits.has_cpus)
+		return fail(p, -EINVAL, node,
+			    "%s: budget.cpus needs a CPU limit on every pool and template; add scaling.cpus_per_worker or limits.cpus",
+			    context);
+	if (budget->memory > 0 && pool->limits.memory_max < 0)
+		return fail(p, -EINVAL, node,
+			    "%s: budget.memory needs a memory limit on every pool and template; add scaling.memory_per_worker or limits.memory_max",
+			    context);
+	return 0;
+}
+
+/* Parses one item of pools or templates. NUMBER counts from 1, for messages. */
+static int parse_pool_entry(struct parser *p, const yaml_node_t *node, struct pool_config *pool,
+			    bool is_template, int number)
+{
+	const char *kind = is_template ? "template" : "pool";
+	struct pool_nodes nodes;
+	char context[64];
+	int ret;
+
+	memset(&nodes, 0, sizeof(nodes));
+	init_pool(pool, node);
+	ret = read_mapping(p, node, is_template ? "templates" : "pools", kind, pool_keys,
+			   nodes.pool);
+	if (ret)
+		return ret;
+	if (!nodes.pool[POOL_NAME]) {
+		snprintf(context, sizeof(context), "%s %d", kind, number);
+		return missing(p, node, context, "name");
+	}
+	ret = parse_pool_name(p, nodes.pool[POOL_NAME], pool, kind);
+	if (ret)
+		return ret;
+	snprintf(context, sizeof(context), "%s '%s'", kind, pool->name);
+	if (!nodes.pool[POOL_COMMAND])
+		return missing(p, node, context, "command");
+
+	ret = parse_process(p, nodes.pool, pool);
+	if (!ret)
+		ret = parse_resources(p, &nodes, pool, context);
+	if (!ret)
+		ret = parse_removal(p, nodes.pool, pool, is_template);
+	if (!ret)
+		ret = derive_limits(p, &nodes, pool, context);
+	if (!ret)
+		ret = check_budget_figures(p, node, pool, context);
 	return ret;
 }
 
@@ -895,10 +1306,34 @@ static int parse_pools(struct parser *p, const yaml_node_t *node)
 			    TRIAGE_MAX_POOLS, n);
 
 	for (i = 0; i < n; i++) {
-		ret = parse_pool(p, list_item(p, node, i), (int)i);
+		ret = parse_pool_entry(p, list_item(p, node, i), &p->cfg->pools[i], false,
+				       (int)i + 1);
 		if (ret)
 			return ret;
 		p->cfg->nr_pools = (int)i + 1;
+	}
+	return 0;
+}
+
+static int parse_templates(struct parser *p, const yaml_node_t *node)
+{
+	size_t i, n;
+	int ret;
+
+	if (node->type != YAML_SEQUENCE_NODE)
+		return bad_value(p, node, "templates", "a list of templates");
+	n = list_len(node);
+	if (n > CONFIG_MAX_TEMPLATES)
+		return fail(p, -E2BIG, node,
+			    "key 'templates': expected at most %d templates, got %zu",
+			    CONFIG_MAX_TEMPLATES, n);
+
+	for (i = 0; i < n; i++) {
+		ret = parse_pool_entry(p, list_item(p, node, i), &p->cfg->templates[i], true,
+				       (int)i + 1);
+		if (ret)
+			return ret;
+		p->cfg->nr_templates = (int)i + 1;
 	}
 	return 0;
 }
@@ -1420,11 +1855,247 @@ static int parse_categories(struct parser *p, const yaml_node_t *node)
 	return 0;
 }
 
+/* Budget and emerging pools */
+
+enum { BUDGET_CPUS, BUDGET_MEMORY, BUDGET_NR };
+
+static const char *const budget_keys[] = {
+	[BUDGET_CPUS] = "cpus",
+	[BUDGET_MEMORY] = "memory",
+	[BUDGET_NR] = NULL,
+};
+
+/* Parses budget before the pools, because each pool checks its limits against it. */
+static int parse_budget(struct parser *p, const yaml_node_t *node)
+{
+	struct budget_config *budget = &p->cfg->budget;
+	yaml_node_t *v[BUDGET_NR];
+	int ret;
+
+	ret = read_mapping(p, node, "budget", "budget", budget_keys, v);
+	if (ret)
+		return ret;
+	if (!v[BUDGET_CPUS] && !v[BUDGET_MEMORY])
+		return fail(p, -EINVAL, node, "key 'budget': expected at least one of: %s, %s",
+			    budget_keys[BUDGET_CPUS], budget_keys[BUDGET_MEMORY]);
+	if (v[BUDGET_CPUS]) {
+		ret = get_cpus(p, v[BUDGET_CPUS], "cpus", &budget->cpus);
+		if (ret)
+			return ret;
+		budget->has_cpus = true;
+	}
+	if (v[BUDGET_MEMORY])
+		ret = get_positive_size(p, v[BUDGET_MEMORY], "memory", &budget->memory);
+	return ret;
+}
+
+/* Returns the CPUs of POOL with WORKERS workers, or its fixed limit when that does not scale. */
+static double pool_cpus(const struct pool_config *pool, uint32_t workers)
+{
+	if (pool->scaling.cpus_per_worker > 0)
+		return workers * pool->scaling.cpus_per_worker;
+	return pool->limits.cpus;
+}
+
+/* Returns the memory of POOL with WORKERS workers, or its fixed limit when that does not scale. */
+static int64_t pool_memory(const struct pool_config *pool, uint32_t workers)
+{
+	if (pool->scaling.memory_per_worker > 0)
+		return workers * pool->scaling.memory_per_worker;
+	return pool->limits.memory_max;
+}
+
+/*
+ * Sums of decimal fractions such as 0.1 are not exact in binary, so a sum
+ * within a rounding error above the budget still fits.
+ */
+static int check_cpus_fit(struct parser *p, const yaml_node_t *node, bool at_min)
+{
+	const struct config *cfg = p->cfg;
+	const struct pool_config *pool;
+	double need = 0;
+	int i;
+
+	for (i = 0; i < cfg->nr_pools; i++) {
+		pool = &cfg->pools[i];
+		need += pool_cpus(pool, at_min ? pool->scaling.min : pool->workers);
+	}
+	if (need - cfg->budget.cpus > 1e-9)
+		return bad_value(p, node, "cpus",
+				 "at least %.10g CPUs, which the pools need at their %s worker counts",
+				 need, at_min ? "minimum" : "starting");
+	return 0;
+}
+
+/* Fixed limits may add up beyond int64_t, so the sum stops at INT64_MAX. */
+static int check_memory_fits(struct parser *p, const yaml_node_t *node, bool at_min)
+{
+	const struct config *cfg = p->cfg;
+	const struct pool_config *pool;
+	int64_t need = 0, part;
+	char text[32];
+	int i;
+
+	for (i = 0; i < cfg->nr_pools; i++) {
+		pool = &cfg->pools[i];
+		part = pool_memory(pool, at_min ? pool->scaling.min : pool->workers);
+		if (__builtin_add_overflow(need, part, &need))
+			need = INT64_MAX;
+	}
+	if (need > cfg->budget.memory)
+		return bad_value(p, node, "memory",
+				 "at least %s, which the pools need at their %s worker counts",
+				 format_size(need, text, sizeof(text)),
+				 at_min ? "minimum" : "starting");
+	return 0;
+}
+
+/*
+ * Checks that the configured pools fit the budget, both at their minimum
+ * sizes and at their starting sizes. Templates are not counted, since their
+ * pools appear at run time, when the controller keeps within the budget.
+ */
+static int check_budget_fits(struct parser *p, const yaml_node_t *node)
+{
+	const struct budget_config *budget = &p->cfg->budget;
+	yaml_node_t *v[BUDGET_NR];
+	int ret;
+
+	/* parse_budget() read this mapping already; reading it again finds its keys' lines. */
+	ret = read_mapping(p, node, "budget", "budget", budget_keys, v);
+	if (!ret && budget->has_cpus)
+		ret = check_cpus_fit(p, v[BUDGET_CPUS], true);
+	if (!ret && budget->has_cpus)
+		ret = check_cpus_fit(p, v[BUDGET_CPUS], false);
+	if (!ret && budget->memory > 0)
+		ret = check_memory_fits(p, v[BUDGET_MEMORY], true);
+	if (!ret && budget->memory > 0)
+		ret = check_memory_fits(p, v[BUDGET_MEMORY], false);
+	return ret;
+}
+
+enum {
+	EMERGE_OPT_KEY, EMERGE_OPT_TEMPLATE, EMERGE_OPT_RATE, EMERGE_OPT_FOR_S,
+	EMERGE_OPT_TABLE_SIZE, EMERGE_OPT_MAX_POOLS, EMERGE_OPT_NR
+};
+
+static const char *const emerge_keys[] = {
+	[EMERGE_OPT_KEY] = "key",
+	[EMERGE_OPT_TEMPLATE] = "template",
+	[EMERGE_OPT_RATE] = "rate",
+	[EMERGE_OPT_FOR_S] = "for_s",
+	[EMERGE_OPT_TABLE_SIZE] = "table_size",
+	[EMERGE_OPT_MAX_POOLS] = "max_pools",
+	[EMERGE_OPT_NR] = NULL,
+};
+
+/* The path and the Host header come from the payload, which connection mode never reads. */
+static int parse_emerge_key(struct parser *p, const yaml_node_t *node)
+{
+	const char *text = text_of(node);
+
+	if (text && !strcmp(text, "path"))
+		p->cfg->emerge.key = EMERGE_PATH;
+	else if (text && !strcmp(text, "host"))
+		p->cfg->emerge.key = EMERGE_HOST;
+	else
+		return bad_value(p, node, "key", "path or host");
+	if (p->cfg->mode == TRIAGE_MODE_CONNECTION)
+		return fail(p, -EINVAL, node,
+			    "key 'key': emerging pools need mode: payload, but this config sets mode: connection");
+	return 0;
+}
+
+/* Looks up the template named by NODE and stores its index in OUT. */
+static int get_template(struct parser *p, const yaml_node_t *node, int *out)
+{
+	const char *names[CONFIG_MAX_TEMPLATES + 1];
+	char got[QUOTE_MAX + 8], list[CONFIG_MAX_TEMPLATES * (TRIAGE_NAME_LEN + 2)];
+	const char *text = text_of(node);
+	int i;
+
+	for (i = 0; text && i < p->cfg->nr_templates; i++) {
+		if (!strcmp(p->cfg->templates[i].name, text)) {
+			*out = i;
+			return 0;
+		}
+	}
+	if (!p->cfg->nr_templates)
+		return fail(p, -EINVAL, node,
+			    "key 'template': unknown template; expected a name from the templates list, which is missing or empty, got %s",
+			    quote(node, got, sizeof(got)));
+	for (i = 0; i < p->cfg->nr_templates; i++)
+		names[i] = p->cfg->templates[i].name;
+	names[i] = NULL;
+	return fail(p, -EINVAL, node,
+		    "key 'template': unknown template; expected one of: %s, got %s",
+		    join(names, list, sizeof(list)), quote(node, got, sizeof(got)));
+}
+
+/* Emerged pools take the entries of pools[] after the configured ones. */
+static int check_emerge_room(struct parser *p, const yaml_node_t *node)
+{
+	const struct config *cfg = p->cfg;
+	int room = TRIAGE_MAX_POOLS - cfg->nr_pools;
+
+	if ((int)cfg->emerge.max_pools <= room)
+		return 0;
+	return fail(p, -EINVAL, node,
+		    "key 'max_pools': expected at most %d, as %d of the %d pools are configured, got %u",
+		    room, cfg->nr_pools, TRIAGE_MAX_POOLS, cfg->emerge.max_pools);
+}
+
+static int parse_emerge_limits(struct parser *p, const yaml_node_t *map, yaml_node_t **v)
+{
+	struct emerge_config *emerge = &p->cfg->emerge;
+	int ret;
+
+	ret = get_number(p, v[EMERGE_OPT_RATE], "rate", 0, 1000000, &emerge->rate);
+	if (!ret && v[EMERGE_OPT_FOR_S])
+		ret = get_uint32(p, v[EMERGE_OPT_FOR_S], "for_s", 1, 3600, &emerge->for_s);
+	if (!ret && v[EMERGE_OPT_TABLE_SIZE])
+		ret = get_uint32(p, v[EMERGE_OPT_TABLE_SIZE], "table_size", 16, 65536,
+				 &emerge->table_size);
+	if (!ret && v[EMERGE_OPT_MAX_POOLS])
+		ret = get_uint32(p, v[EMERGE_OPT_MAX_POOLS], "max_pools", 1, TRIAGE_MAX_POOLS,
+				 &emerge->max_pools);
+	if (!ret)
+		ret = check_emerge_room(p, v[EMERGE_OPT_MAX_POOLS] ? v[EMERGE_OPT_MAX_POOLS] : map);
+	return ret;
+}
+
+/* Parses emerge after the templates, because emerge.template names one. */
+static int parse_emerge(struct parser *p, const yaml_node_t *node)
+{
+	struct emerge_config *emerge = &p->cfg->emerge;
+	yaml_node_t *v[EMERGE_OPT_NR];
+	int i, ret;
+
+	ret = read_mapping(p, node, "emerge", "emerge", emerge_keys, v);
+	if (ret)
+		return ret;
+	/* key, template and rate are required and come first in emerge_keys. */
+	for (i = EMERGE_OPT_KEY; i <= EMERGE_OPT_RATE; i++)
+		if (!v[i])
+			return missing(p, node, "emerge", emerge_keys[i]);
+	emerge->for_s = 10;
+	emerge->table_size = 1024;
+	emerge->max_pools = 4;
+
+	ret = parse_emerge_key(p, v[EMERGE_OPT_KEY]);
+	if (!ret)
+		ret = get_template(p, v[EMERGE_OPT_TEMPLATE], &emerge->template);
+	if (!ret)
+		ret = parse_emerge_limits(p, node, v);
+	return ret;
+}
+
 /* Document */
 
 enum {
 	TOP_PORT, TOP_ADDRESS, TOP_MODE, TOP_CGROUP_ROOT, TOP_INTERFACES, TOP_TICK_MS,
-	TOP_SYN_PLACEMENT, TOP_DEFAULT_POOL, TOP_POOLS, TOP_CATEGORIES, TOP_NR
+	TOP_SYN_PLACEMENT, TOP_DEFAULT_POOL, TOP_POOLS, TOP_CATEGORIES, TOP_BUDGET,
+	TOP_TEMPLATES, TOP_EMERGE, TOP_NR
 };
 
 static const char *const top_keys[] = {
@@ -1438,6 +2109,9 @@ static const char *const top_keys[] = {
 	[TOP_DEFAULT_POOL] = "default_pool",
 	[TOP_POOLS] = "pools",
 	[TOP_CATEGORIES] = "categories",
+	[TOP_BUDGET] = "budget",
+	[TOP_TEMPLATES] = "templates",
+	[TOP_EMERGE] = "emerge",
 	[TOP_NR] = NULL,
 };
 
@@ -1464,6 +2138,8 @@ static int parse_settings(struct parser *p, yaml_node_t **v)
 		ret = get_integer(p, v[TOP_TICK_MS], "tick_ms", 100, 60000, &value);
 		cfg->tick_ms = (int)value;
 	}
+	if (!ret && v[TOP_BUDGET])
+		ret = parse_budget(p, v[TOP_BUDGET]);
 	return ret;
 }
 
@@ -1488,10 +2164,16 @@ static int parse_root(struct parser *p, const yaml_node_t *root)
 	ret = parse_settings(p, v);
 	if (!ret)
 		ret = parse_pools(p, v[TOP_POOLS]);
+	if (!ret && v[TOP_TEMPLATES])
+		ret = parse_templates(p, v[TOP_TEMPLATES]);
 	if (!ret)
 		ret = get_pool(p, v[TOP_DEFAULT_POOL], "default_pool", &p->cfg->default_pool);
 	if (!ret && v[TOP_CATEGORIES])
 		ret = parse_categories(p, v[TOP_CATEGORIES]);
+	if (!ret && v[TOP_EMERGE])
+		ret = parse_emerge(p, v[TOP_EMERGE]);
+	if (!ret && v[TOP_BUDGET])
+		ret = check_budget_fits(p, v[TOP_BUDGET]);
 	return ret;
 }
 
@@ -1563,6 +2245,8 @@ static void init_config(struct config *cfg, const char *name)
 	strcpy(cfg->addr_text, "0.0.0.0");
 	cfg->mode = TRIAGE_MODE_PAYLOAD;
 	cfg->tick_ms = 1000;
+	cfg->budget.memory = -1;
+	cfg->emerge.template = -1;
 }
 
 int config_parse(const char *name, const char *text, size_t len, struct config *cfg,
@@ -1671,24 +2355,33 @@ int config_load(const char *file, struct config *cfg, char *err, size_t err_len)
 	return ret;
 }
 
+/* Strings of a borrowed pool belong to its template, which frees them. */
+static void free_pool_strings(struct pool_config *pool)
+{
+	int i;
+
+	if (pool->borrowed)
+		return;
+	for (i = 0; i < CONFIG_MAX_ARGS; i++) {
+		free(pool->argv[i]);
+		pool->argv[i] = NULL;
+	}
+	for (i = 0; i < CONFIG_MAX_ENV; i++) {
+		free(pool->env[i]);
+		pool->env[i] = NULL;
+	}
+	pool->argc = 0;
+	pool->envc = 0;
+}
+
 void config_free(struct config *cfg)
 {
-	struct pool_config *pool;
-	int i, j;
+	int i;
 
-	for (i = 0; i < TRIAGE_MAX_POOLS; i++) {
-		pool = &cfg->pools[i];
-		for (j = 0; j < CONFIG_MAX_ARGS; j++) {
-			free(pool->argv[j]);
-			pool->argv[j] = NULL;
-		}
-		for (j = 0; j < CONFIG_MAX_ENV; j++) {
-			free(pool->env[j]);
-			pool->env[j] = NULL;
-		}
-		pool->argc = 0;
-		pool->envc = 0;
-	}
+	for (i = 0; i < TRIAGE_MAX_POOLS; i++)
+		free_pool_strings(&cfg->pools[i]);
+	for (i = 0; i < CONFIG_MAX_TEMPLATES; i++)
+		free_pool_strings(&cfg->templates[i]);
 }
 
 int config_pool_index(const struct config *cfg, const char *name)

@@ -13,6 +13,7 @@
 #define CONFIG_MAX_ENV		32
 #define CONFIG_MAX_IFACES	8
 #define CONFIG_PATH_MAX		256
+#define CONFIG_MAX_TEMPLATES	4
 
 /* Limits of one pool; a field left unset is not written to any cgroup. */
 struct pool_limits {
@@ -27,6 +28,32 @@ struct pool_limits {
 	int64_t pids_max;		/* -1 = unset */
 };
 
+/* What a scaled pool sizes itself for. */
+enum scale_target {
+	SCALE_ACTIVE = 1,		/* active connections per worker */
+	SCALE_CPU,			/* CPU utilization of the pool's CPU limit */
+};
+
+/*
+ * How a pool resizes itself; enabled is false for a pool of fixed size. When
+ * cpus_per_worker or memory_per_worker is set, the pool's cpu.max or
+ * memory.max follows its worker count, and config_load() writes the values
+ * for the starting count into the pool's limits.
+ */
+struct pool_scaling {
+	bool enabled;
+	uint32_t min;			/* workers, at least 1 */
+	uint32_t max;			/* workers, at most TRIAGE_MAX_WORKERS */
+	uint32_t target;		/* enum scale_target */
+	double target_value;		/* connections per worker, or utilization in (0, 1] */
+	double up_factor;		/* most growth in one tick, as a factor; default 2 */
+	uint32_t up_step_max;		/* most workers added in one tick; 0 = up to max */
+	uint32_t down_window_s;		/* stabilization window of scale-down; default 30 */
+	double cpus_per_worker;		/* 0 = the CPU limit does not scale */
+	int64_t memory_per_worker;	/* bytes, -1 = the memory limit does not scale */
+	uint32_t weight;		/* share of the host budget under contention; default 100 */
+};
+
 struct pool_config {
 	char name[TRIAGE_NAME_LEN];
 	int line;			/* line of the pool in the file, for messages */
@@ -35,8 +62,44 @@ struct pool_config {
 	char *env[CONFIG_MAX_ENV + 1];	/* "KEY=VALUE", NULL-terminated */
 	int envc;
 	char user[64];			/* "" = run as the controller's user */
-	uint32_t workers;		/* 1..TRIAGE_MAX_WORKERS */
+	uint32_t workers;		/* starting count, 1..TRIAGE_MAX_WORKERS */
 	struct pool_limits limits;
+	struct pool_scaling scaling;
+	bool removable;			/* removed after idle_timeout_s without a connection */
+	uint32_t idle_timeout_s;	/* 0 = never; only for removable pools */
+	/*
+	 * argv and env belong to another pool_config (the template this pool was
+	 * made from), so config_free() leaves them alone.
+	 */
+	bool borrowed;
+};
+
+/* Resources that all pools together may use; a value left unset is not enforced. */
+struct budget_config {
+	bool has_cpus;
+	double cpus;
+	int64_t memory;			/* bytes, -1 = unset */
+};
+
+/* Key by which requests that match no rule are counted for emerging categories. */
+enum emerge_key {
+	EMERGE_OFF = 0,
+	EMERGE_PATH,			/* the first path segment, such as "/reports" */
+	EMERGE_HOST,			/* the Host header */
+};
+
+/*
+ * Requests that match no rule are counted per key in an LRU map of
+ * table_size entries. A key whose rate stays at or above rate for for_s
+ * seconds becomes a category with a pool made from the template.
+ */
+struct emerge_config {
+	uint32_t key;			/* enum emerge_key */
+	uint32_t table_size;		/* default 1024 */
+	double rate;			/* connections per second */
+	uint32_t for_s;			/* default 10 */
+	int template;			/* index into config.templates */
+	uint32_t max_pools;		/* most pools that exist this way at once; default 4 */
 };
 
 /* A rule in the file; converted to struct triage_rule for the kernel. */
@@ -73,8 +136,14 @@ struct config {
 	 */
 	bool syn_last_pool;
 
+	struct budget_config budget;
+	struct emerge_config emerge;
+
+	/* pools[] has room for the pools that emerge at run time, after nr_pools. */
 	struct pool_config pools[TRIAGE_MAX_POOLS];
 	int nr_pools;
+	struct pool_config templates[CONFIG_MAX_TEMPLATES];
+	int nr_templates;
 	struct category_config categories[TRIAGE_MAX_CATEGORIES];
 	int nr_categories;
 	struct rule_config rules[TRIAGE_MAX_RULES];
