@@ -109,6 +109,37 @@ struct {
 } recent SEC(".maps");
 
 struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, TRIAGE_MAX_SLOTS);
+	__type(key, __u32);
+	__type(value, struct triage_slot_stats);
+} slot_stats SEC(".maps");
+
+/*
+ * Slot of each listener by socket cookie, written by the controller. When a
+ * listener closes, the kernel asks the program where its queued connections
+ * go, and this says which pool the closing listener served.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, TRIAGE_MAX_SLOTS);
+	__type(key, __u64);
+	__type(value, __u32);
+} listeners SEC(".maps");
+
+/*
+ * Connections whose request matched no rule, counted by first path segment
+ * or by Host. The controller sets the size from the config before load and
+ * turns a key with a sustained rate into a category of its own.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 1024);
+	__type(key, struct triage_emerge_key);
+	__type(value, __u64);
+} emerge SEC(".maps");
+
+struct {
 	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
 	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__type(key, int);
@@ -160,8 +191,11 @@ static void count_select_err(void *map, __u32 index)
 		st->select_err++;
 }
 
-/* Picks one listener of POOL by the connection hash; returns 0 when selected. */
-static int select_pool(struct sk_reuseport_md *md, __u32 pool_id)
+/*
+ * Picks one listener of POOL by the connection hash and stores its slot in
+ * *SLOT; returns 0 when selected.
+ */
+static int select_pool(struct sk_reuseport_md *md, __u32 pool_id, __u32 *slot)
 {
 	struct triage_pool *pool = bpf_map_lookup_elem(&pools, &pool_id);
 	__u32 n, i, key;
@@ -177,7 +211,74 @@ static int select_pool(struct sk_reuseport_md *md, __u32 pool_id)
 	if (i >= TRIAGE_MAX_WORKERS)
 		return -1;
 	key = pool->slot[i];
-	return bpf_sk_select_reuseport(md, &socks, &key, 0) ? -1 : 0;
+	if (bpf_sk_select_reuseport(md, &socks, &key, 0))
+		return -1;
+	*slot = key;
+	return 0;
+}
+
+/* Copies the first path segment ("/name") or the Host of REQ into KEY. */
+static bool emerge_key_of(__u32 kind, const struct triage_http_req *req,
+			  struct triage_emerge_key *key)
+{
+	__u32 i, n;
+
+	key->kind = kind;
+	if (kind == TRIAGE_EMERGE_HOST) {
+		if (!(req->flags & TRIAGE_REQ_HOST) || req->host_len == 0)
+			return false;
+		n = req->host_len < TRIAGE_HOST_LEN ? req->host_len : TRIAGE_HOST_LEN - 1;
+		/* barrier_var() keeps clang from turning the copy into memcpy(). */
+		for (i = 0; i < TRIAGE_HOST_LEN - 1 && i < n; i++) {
+			barrier_var(i);
+			key->text[i] = req->host[i];
+		}
+		key->len = n;
+		return true;
+	}
+	if (req->path_len < 2 || req->path[0] != '/')
+		return false;
+	key->text[0] = '/';
+	for (i = 1; i < TRIAGE_HOST_LEN - 1 && i < req->path_len && i < TRIAGE_PATH_LEN; i++) {
+		barrier_var(i);
+		if (req->path[i] == '/')
+			break;
+		key->text[i] = req->path[i];
+	}
+	key->len = i;
+	return i > 1;
+}
+
+static void count_emerge(__u32 kind, const struct triage_http_req *req)
+{
+	struct triage_emerge_key key = {};
+	__u64 one = 1, *n;
+
+	if (!(req->flags & TRIAGE_REQ_HTTP) || !emerge_key_of(kind, req, &key))
+		return;
+	n = bpf_map_lookup_elem(&emerge, &key);
+	if (n)
+		__sync_fetch_and_add(n, 1);
+	else
+		bpf_map_update_elem(&emerge, &key, &one, BPF_NOEXIST);
+}
+
+/*
+ * A listener of the group is closing: place one of its queued connections on
+ * another listener of the same pool, else of the default pool, else let the
+ * kernel hash among the remaining ones. Never drop: that would reset it.
+ */
+static int migrate(struct sk_reuseport_md *md, const struct triage_port_conf *pc)
+{
+	__u64 cookie = bpf_get_socket_cookie(md->sk);
+	__u32 *slot = bpf_map_lookup_elem(&listeners, &cookie), chosen, pool;
+
+	pool = slot ? *slot / TRIAGE_MAX_WORKERS : pc->default_pool;
+	if (!select_pool(md, pool, &chosen))
+		return SK_PASS;
+	if (pool != pc->default_pool)
+		select_pool(md, pc->default_pool, &chosen);
+	return SK_PASS;
 }
 
 /* Reads the client and server addresses from the IP header into KEY and CLIENT. */
@@ -235,12 +336,16 @@ static void apply_hint(const struct triage_flow_key *key, struct triage_flow *fl
 					  TRIAGE_FLOW_DEFAULT : 0);
 }
 
-SEC("sk_reuseport")
+/*
+ * The migrate attach type makes the kernel call this program also for the
+ * queued connections of a closing listener, so scale-down loses none.
+ */
+SEC("sk_reuseport/migrate")
 int triage_select(struct sk_reuseport_md *md)
 {
 	struct triage_flow_key key = {};
 	struct triage_client client = {};
-	struct triage_flow flow = {};
+	struct triage_flow flow = { .slot = TRIAGE_NO_SLOT };
 	struct triage_port_conf *pc;
 	struct triage_category *cat;
 	struct scratch *s;
@@ -251,6 +356,8 @@ int triage_select(struct sk_reuseport_md *md)
 	s = bpf_map_lookup_elem(&scratch_map, &zero);
 	if (!pc || !s || md->ip_protocol != IPPROTO_TCP)
 		return SK_PASS;
+	if (md->migrating_sk)
+		return migrate(md, pc);
 	/* Offset 0 of an sk_reuseport skb is the TCP header. */
 	if (bpf_skb_load_bytes(md, 0, &th, sizeof(th)))
 		return SK_PASS;
@@ -276,12 +383,15 @@ int triage_select(struct sk_reuseport_md *md)
 	flow.pool = cat ? cat->pool : pc->default_pool;
 	if (!len && !cat && (pc->flags & TRIAGE_CONF_SYN_LAST_POOL))
 		apply_hint(&key, &flow);
+	if (len && !cat && pc->emerge_key)
+		count_emerge(pc->emerge_key, &s->req);
 
-	if (select_pool(md, flow.pool)) {
+	if (select_pool(md, flow.pool, &flow.slot)) {
 		count_select_err(&pool_stats, flow.pool);
 		count_select_err(&category_stats, cat ? cat_id : TRIAGE_OTHER_CATEGORY);
 		/* Fail open: the default pool, then the kernel's own hash. */
-		if (flow.pool == pc->default_pool || select_pool(md, pc->default_pool))
+		if (flow.pool == pc->default_pool ||
+		    select_pool(md, pc->default_pool, &flow.slot))
 			return SK_PASS;
 		flow.pool = pc->default_pool;
 	}
@@ -416,6 +526,21 @@ static void flow_key_from_sockops(struct bpf_sock_ops *skops, struct triage_flow
 	key->dport = skops->local_port;
 }
 
+static void count_slot(__u32 slot, bool established)
+{
+	struct triage_slot_stats *st;
+
+	if (slot >= TRIAGE_MAX_SLOTS)
+		return;
+	st = bpf_map_lookup_elem(&slot_stats, &slot);
+	if (!st)
+		return;
+	if (established)
+		st->established++;
+	else
+		st->closed++;
+}
+
 static void on_established(struct bpf_sock_ops *skops)
 {
 	struct triage_flow_key key = {};
@@ -440,6 +565,8 @@ static void on_established(struct bpf_sock_ops *skops)
 		stored->pool = pool;
 		stored->category = flow ? flow->category : TRIAGE_NO_CATEGORY;
 		stored->flags = flow ? flow->flags : 0;
+		stored->slot = flow && pool != TRIAGE_UNKNOWN_POOL ? flow->slot : TRIAGE_NO_SLOT;
+		count_slot(stored->slot, true);
 	}
 	if (flow)
 		bpf_map_delete_elem(&flows, &key);
@@ -466,6 +593,7 @@ static void on_close(struct bpf_sock_ops *skops)
 	if (!stored)
 		return;
 	pool = stored->pool;
+	count_slot(stored->slot, false);
 	st = bpf_map_lookup_elem(&conn_stats, &pool);
 	if (st) {
 		st->closed++;

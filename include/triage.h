@@ -117,6 +117,21 @@ struct triage_port_conf {
 	__u32 default_pool;
 	__u32 mode;			/* enum triage_mode */
 	__u32 flags;			/* enum triage_conf_flags */
+	__u32 emerge_key;		/* enum triage_emerge_kind, 0 = not counted */
+	__u32 pad;
+};
+
+/* What the emerge map counts requests that match no rule by. */
+enum triage_emerge_kind {
+	TRIAGE_EMERGE_PATH	= 1,	/* first path segment, with its leading '/' */
+	TRIAGE_EMERGE_HOST	= 2,	/* Host header, lower case, without port */
+};
+
+/* Key of the emerge map; text is zero-padded so equal keys compare equal. */
+struct triage_emerge_key {
+	__u32 kind;			/* enum triage_emerge_kind */
+	__u32 len;
+	char text[TRIAGE_HOST_LEN];
 };
 
 /* A category maps to the pool that serves it. */
@@ -185,10 +200,21 @@ struct triage_flow {
 	__u32 pool;
 	__u32 category;			/* TRIAGE_NO_CATEGORY when no rule matched */
 	__u32 flags;			/* enum triage_flow_flags */
-	__u32 pad;
+	__u32 slot;			/* socket-array index chosen, TRIAGE_NO_SLOT if none */
+};
+
+/*
+ * Per-CPU counters of one listener slot, so the controller sees active
+ * connections per worker. A connection that migrates to another listener
+ * stays counted on the slot that first took it.
+ */
+struct triage_slot_stats {
+	__u64 established;
+	__u64 closed;
 };
 
 #define TRIAGE_NO_CATEGORY	0xffffffffu
+#define TRIAGE_NO_SLOT		0xffffffffu
 /* Index of the counters for connections that no rule or pool accounts for. */
 #define TRIAGE_OTHER_CATEGORY	TRIAGE_MAX_CATEGORIES
 #define TRIAGE_UNKNOWN_POOL	TRIAGE_MAX_POOLS
