@@ -14,7 +14,7 @@ CFLAGS		+= -std=gnu11 -Wall -Wextra -Wno-unused-parameter -Wno-format-truncation
 		   -Iinclude -Iuser -I$(OUT)
 BPF_CFLAGS	:= -O2 -g -target bpf -D__TARGET_ARCH_$(ARCH) -Wall -Werror \
 		   -Iinclude -Ibpf -I.
-LIBS		:= $(shell pkg-config --libs libbpf yaml-0.1 2>/dev/null || echo -lbpf -lelf -lz -lyaml)
+LIBS		:= $(shell pkg-config --libs libbpf yaml-0.1 2>/dev/null || echo -lbpf -lelf -lz -lyaml) -lm
 
 ifeq ($(V),1)
 Q :=

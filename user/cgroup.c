@@ -1420,3 +1420,38 @@ int cgroup_read_file(const struct cg_group *grp, enum cg_ctrl c, const char *fil
 	rc = join(path, sizeof(path), dir, file);
 	return rc ? rc : read_text(path, buf, len);
 }
+
+/* Where controller C lives for GRP: its v1 folder, else the v2 folder. */
+static const char *ctrl_dir(const struct cg_group *grp, enum cg_ctrl c, bool *v2)
+{
+	*v2 = !grp->v1[c][0];
+	return *v2 ? grp->v2 : grp->v1[c];
+}
+
+int cgroup_set_cpus(struct cg_group *grp, double cpus, char *err, size_t len)
+{
+	struct pool_limits lim = { .has_cpus = true, .cpus = cpus };
+	struct create_ctx cx = { .lim = &lim, .grp = grp, .err = err, .len = len };
+	bool v2;
+	const char *dir = ctrl_dir(grp, CG_CPU, &v2);
+
+	return apply_cpu(&cx, dir, v2);
+}
+
+int cgroup_set_memory_max(struct cg_group *grp, int64_t bytes, char *err, size_t len)
+{
+	struct pool_limits lim = { .memory_max = bytes, .memory_high = -1 };
+	struct create_ctx cx = { .lim = &lim, .grp = grp, .err = err, .len = len };
+	bool v2;
+	const char *dir = ctrl_dir(grp, CG_MEMORY, &v2);
+
+	return apply_memory(&cx, dir, v2);
+}
+
+int cgroup_read_v2(const struct cg_group *grp, const char *file, char *buf, size_t len)
+{
+	char path[CG_PATH_LEN + 64];
+	int rc = join(path, sizeof(path), grp->v2, file);
+
+	return rc ? rc : read_text(path, buf, len);
+}

@@ -13,25 +13,86 @@
 #include "state.h"
 
 struct triage_bpf;
+struct emerge_state;
+
+enum worker_state {
+	W_IDLE,				/* no process; restarted while wanted */
+	W_RUNNING,
+	W_DRAINING,			/* out of the socket array, finishing its requests */
+};
 
 struct worker {
 	pid_t pid;			/* 0 while not running */
 	__u32 slot;			/* index in the socket array */
+	int state;			/* enum worker_state */
+	bool wanted;			/* part of the pool's size: restarted when it exits */
+	/*
+	 * The controller's copy of the worker's listener. It keeps the listener
+	 * open after the worker dies, until the controller shuts it down, which
+	 * moves its queued connections to other listeners instead of resetting
+	 * them.
+	 */
+	int lfd;
+	__u64 cookie;			/* socket cookie of the listener */
 	int restarts;
 	long backoff_ms;
 	struct timespec started;
 	struct timespec restart_at;	/* zero when no restart is pending */
+	struct timespec kill_at;	/* SIGKILL time of a draining worker */
+};
+
+/* Recommendations of the last down_window_s, as the highest one per bucket. */
+#define SCALE_BUCKETS	64
+
+/* Figures of one pool for one tick, and what the autoscaler decided. */
+struct pool_metrics {
+	double conn_rate;		/* connections established per second */
+	double done_rate;		/* connections closed per second */
+	__u64 active;			/* established and not yet closed */
+	__u32 queued;			/* accept-queue depth, summed over listeners */
+	__u32 queued_max;		/* deepest accept queue of one listener */
+	double cpu_usage;		/* CPUs used over the last tick */
+	double cpu_limit;		/* CPUs allowed by cpu.max, 0 = none */
+	double throttled_ms;		/* time throttled during the last tick */
+	__u64 nr_throttled;		/* periods throttled during the last tick */
+	long long mem_current;		/* bytes, -1 = not available */
+	long long mem_peak;
+	long long mem_limit;		/* bytes, -1 = none */
+	__u64 oom_kills;		/* since the pool started, -1 unknown */
+	double psi_cpu, psi_mem, psi_io;	/* "some" avg10, percent; -1 = not available */
+};
+
+struct pool_scaler {
+	__u64 prev_established, prev_closed, prev_usage_us, prev_throttled_us;
+	__u64 prev_nr_throttled;
+	struct timespec prev_at;
+	bool have_prev;
+	__u32 recommended;		/* what the policy asked for in the last tick */
+	__u32 desired;			/* after the growth cap and the stabilization window */
+	__u32 granted;			/* after the host budget */
+	__u32 held_back;		/* desired - granted */
+	long long bucket_id[SCALE_BUCKETS];
+	__u32 bucket_max[SCALE_BUCKETS];
+	char decision[320];		/* the last change and its reason */
+	time_t decision_at;		/* wall-clock time of the last change, 0 = none */
+	struct timespec last_conn;	/* last tick with a new or an active connection */
+	bool removing;			/* removable pool being drained for good */
 };
 
 struct pool {
-	const struct pool_config *cfg;
+	struct pool_config *cfg;
 	__u32 id;
+	bool active;			/* pools[] has holes where emerged pools were removed */
+	bool emerged;			/* made from a template at run time */
+	int category;			/* the emerged pool's category, -1 otherwise */
 	char exe[PATH_MAX];		/* the resolved command */
 	bool set_user;
 	uid_t uid;
 	gid_t gid;
 	struct cg_group cg;
 	struct worker workers[TRIAGE_MAX_WORKERS];
+	struct pool_metrics m;
+	struct pool_scaler sc;
 };
 
 struct controller {
@@ -45,6 +106,7 @@ struct controller {
 	int nr_pools;
 	int sockops_fd;			/* link fd, -1 when not attached */
 	bool stopping;
+	struct emerge_state *emerge;	/* NULL when the config has no emerge section */
 };
 
 /* Loads the programs, fills and pins the maps. */
@@ -57,16 +119,55 @@ int port_tc_setup(struct controller *ctl);
 int port_sockops_attach(struct controller *ctl);
 int port_sysctl_setup(struct controller *ctl);
 
+/* Writes a category and the conf entry (rule count, default pool) to the maps. */
+int port_bpf_publish_category(struct controller *ctl, int category);
+int port_bpf_publish_conf(struct controller *ctl);
+int port_bpf_publish_rule(struct controller *ctl, int index);
+/* Records the slot of a listener by its socket cookie for the migration path. */
+int port_bpf_publish_listener(struct controller *ctl, __u64 cookie, __u32 slot);
+void port_bpf_forget_listener(struct controller *ctl, __u64 cookie);
+int port_sysctl_set(struct controller *ctl, const char *name, const char *value,
+		    const char *why);
+
+/* Sets every worker entry of POOL to idle, with its slot; POOL->id must be set. */
+void workers_init_pool(struct pool *pool);
+/* Resolves command and user of one pool; touches nothing. */
+int workers_preflight_pool(struct controller *ctl, struct pool *pool);
 /* Resolves commands and users of every pool; touches nothing. */
 int workers_preflight(struct controller *ctl);
 /* Starts every worker of every pool; returns once each one exec'd or failed. */
 int workers_start_all(struct controller *ctl);
+/* Starts N more workers of POOL; returns how many started. */
+int workers_add(struct controller *ctl, struct pool *pool, int n);
+/*
+ * Takes N running workers of POOL out of service without resetting a
+ * connection: out of the socket array, listener shut down so its queue
+ * migrates, then SIGTERM and SIGKILL after the grace period.
+ */
+int workers_drain(struct controller *ctl, struct pool *pool, int n);
+/* Counts the workers of POOL that are wanted, running or not. */
+int workers_wanted(const struct pool *pool);
+/* Counts the processes of POOL, draining ones included. */
+int workers_alive(const struct pool *pool);
 /* Reaps exited workers and schedules their restart. */
 void workers_reap(struct controller *ctl);
-/* Starts the workers whose back-off has passed. */
+/* Starts the workers whose back-off has passed; kills drained ones past their grace. */
 void workers_restart_due(struct controller *ctl);
 /* SIGTERM to every worker, SIGKILL after the grace period; reaps them. */
 void workers_stop_all(struct controller *ctl);
+
+/* Creates the cgroup of POOL (id and cfg set); logs the error. */
+int pool_cgroup_setup(struct controller *ctl, struct pool *pool);
+
+/* Reads the signals of every pool, resizes them and writes the pools report. */
+void autoscale_tick(struct controller *ctl);
+/* Writes /run/triage/PORT.pools.json and .txt; removes them with REMOVE. */
+void pools_report_write(struct controller *ctl, bool remove);
+
+/* Emerging and idle pools; emerge_init() reads the config, the others run each tick. */
+int emerge_init(struct controller *ctl);
+void emerge_tick(struct controller *ctl);
+void emerge_free(struct controller *ctl);
 
 /* Returns -EINTR when SIGINT or SIGTERM is pending; both stay blocked for the signalfd. */
 int stop_requested(void);
@@ -75,5 +176,6 @@ int cmd_run(int argc, char **argv);
 int cmd_check(int argc, char **argv);
 int cmd_status(int argc, char **argv);
 int cmd_detach(int argc, char **argv);
+int cmd_pools(int argc, char **argv);
 
 #endif /* TRIAGE_CONTROLLER_H */

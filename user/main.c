@@ -17,6 +17,8 @@ static const char usage[] =
 	"  check --config FILE   validate a configuration and change nothing\n"
 	"  status [--port P] [--json]\n"
 	"                        print pools, workers and steering counters from the pins\n"
+	"  pools [--port P] [--json]\n"
+	"                        print each pool's size, limits, load and last scaling decision\n"
 	"  detach --port P       stop the port's controller, or remove what a crashed run left\n"
 	"  version               print the version\n"
 	"\n"
@@ -32,6 +34,8 @@ int main(int argc, char **argv)
 		return cmd_check(argc - 1, argv + 1);
 	if (!strcmp(cmd, "status"))
 		return cmd_status(argc - 1, argv + 1);
+	if (!strcmp(cmd, "pools"))
+		return cmd_pools(argc - 1, argv + 1);
 	if (!strcmp(cmd, "detach"))
 		return cmd_detach(argc - 1, argv + 1);
 	if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) {

@@ -60,7 +60,7 @@ static int pin_all(struct controller *ctl)
 	return 0;
 }
 
-static int fill_rules(struct controller *ctl)
+int port_bpf_publish_conf(struct controller *ctl)
 {
 	struct config *cfg = ctl->cfg;
 	struct triage_port_conf pc = {
@@ -68,42 +68,85 @@ static int fill_rules(struct controller *ctl)
 		.default_pool = cfg->default_pool,
 		.mode = cfg->mode,
 		.flags = cfg->syn_last_pool ? TRIAGE_CONF_SYN_LAST_POOL : 0,
+		.emerge_key = cfg->emerge.key == EMERGE_PATH ? TRIAGE_EMERGE_PATH :
+			      cfg->emerge.key == EMERGE_HOST ? TRIAGE_EMERGE_HOST : 0,
 	};
-	int i, err, fd;
-	__u32 key;
+	__u32 key = 0;
 
-	fd = bpf_map__fd(ctl->skel->maps.rules);
-	for (i = 0; i < cfg->nr_rules; i++) {
-		key = i;
-		err = bpf_map_update_elem(fd, &key, &cfg->rules[i].rule, BPF_ANY);
-		if (err)
-			return -errno;
-	}
-	fd = bpf_map__fd(ctl->skel->maps.categories);
-	for (i = 0; i < cfg->nr_categories; i++) {
-		struct triage_category c = { .pool = cfg->categories[i].pool };
-
-		memcpy(c.name, cfg->categories[i].name, sizeof(c.name));
-		key = i;
-		err = bpf_map_update_elem(fd, &key, &c, BPF_ANY);
-		if (err)
-			return -errno;
-	}
-	key = 0;
 	if (bpf_map_update_elem(bpf_map__fd(ctl->skel->maps.conf), &key, &pc, BPF_ANY))
 		return -errno;
 	return 0;
 }
 
+int port_bpf_publish_rule(struct controller *ctl, int index)
+{
+	__u32 key = index;
+
+	if (bpf_map_update_elem(bpf_map__fd(ctl->skel->maps.rules), &key,
+				&ctl->cfg->rules[index].rule, BPF_ANY))
+		return -errno;
+	return 0;
+}
+
+/* A category with an empty name is a removed one; it points at the default pool. */
+int port_bpf_publish_category(struct controller *ctl, int index)
+{
+	const struct category_config *cc = &ctl->cfg->categories[index];
+	struct triage_category c = { .pool = cc->name[0] ? cc->pool : ctl->cfg->default_pool };
+	__u32 key = index;
+
+	memcpy(c.name, cc->name, sizeof(c.name));
+	if (bpf_map_update_elem(bpf_map__fd(ctl->skel->maps.categories), &key, &c, BPF_ANY))
+		return -errno;
+	return 0;
+}
+
+int port_bpf_publish_listener(struct controller *ctl, __u64 cookie, __u32 slot)
+{
+	if (bpf_map_update_elem(bpf_map__fd(ctl->skel->maps.listeners), &cookie, &slot, BPF_ANY))
+		return -errno;
+	return 0;
+}
+
+void port_bpf_forget_listener(struct controller *ctl, __u64 cookie)
+{
+	bpf_map_delete_elem(bpf_map__fd(ctl->skel->maps.listeners), &cookie);
+}
+
+static int fill_rules(struct controller *ctl)
+{
+	struct config *cfg = ctl->cfg;
+	int i, err;
+
+	for (i = 0; i < cfg->nr_rules; i++) {
+		err = port_bpf_publish_rule(ctl, i);
+		if (err)
+			return err;
+	}
+	for (i = 0; i < cfg->nr_categories; i++) {
+		err = port_bpf_publish_category(ctl, i);
+		if (err)
+			return err;
+	}
+	return port_bpf_publish_conf(ctl);
+}
+
 int port_bpf_publish_pool(struct controller *ctl, struct pool *pool)
 {
 	struct triage_pool val = {};
+	const struct worker *w;
 	int i;
 
+	if (!pool->active)
+		return bpf_map_update_elem(bpf_map__fd(ctl->skel->maps.pools), &pool->id, &val,
+					   BPF_ANY) ? -errno : 0;
 	memcpy(val.name, pool->cfg->name, sizeof(val.name));
-	for (i = 0; i < (int)pool->cfg->workers; i++)
-		if (pool->workers[i].pid > 0)
-			val.slot[val.nr_slots++] = pool->workers[i].slot;
+	/* Only wanted, running workers take new connections; draining ones finish theirs. */
+	for (i = 0; i < TRIAGE_MAX_WORKERS; i++) {
+		w = &pool->workers[i];
+		if (w->pid > 0 && w->wanted && w->state == W_RUNNING)
+			val.slot[val.nr_slots++] = w->slot;
+	}
 	if (bpf_map_update_elem(bpf_map__fd(ctl->skel->maps.pools), &pool->id, &val, BPF_ANY)) {
 		pr_err("pool '%s': failed to update the pools map: %s", pool->cfg->name,
 		       strerror(errno));
@@ -120,6 +163,8 @@ int port_bpf_setup(struct controller *ctl)
 	if (!ctl->skel)
 		return load_error(ctl, -errno);
 	ctl->skel->rodata->port = ctl->cfg->port;
+	if (ctl->cfg->emerge.key && ctl->cfg->emerge.table_size)
+		bpf_map__set_max_entries(ctl->skel->maps.emerge, ctl->cfg->emerge.table_size);
 	err = triage_bpf__load(ctl->skel);
 	if (err)
 		return load_error(ctl, err);
@@ -231,6 +276,35 @@ int port_tc_setup(struct controller *ctl)
 		err = tc_attach_one(ctl, it->if_name);
 	if_freenameindex(ifs);
 	return err;
+}
+
+/* Sets sysctl NAME to VALUE in this namespace, recording the old value for the undo. */
+int port_sysctl_set(struct controller *ctl, const char *name, const char *value,
+		    const char *why)
+{
+	char old[64];
+	int err;
+
+	err = sysctl_read(name, old, sizeof(old));
+	if (err) {
+		pr_err("sysctl %s: failed to read: %s", name, strerror(-err));
+		return err;
+	}
+	if (!strcmp(old, value)) {
+		pr_info("sysctl %s: already %s in network namespace net:[%lu]", name, value,
+			netns_inode());
+		return 0;
+	}
+	err = state_add(&ctl->st, "sysctl %s %s", name, old);
+	if (!err)
+		err = sysctl_write(name, value);
+	if (err) {
+		pr_err("sysctl %s: failed to set %s: %s", name, value, strerror(-err));
+		return err;
+	}
+	pr_info("sysctl %s: %s -> %s in network namespace net:[%lu], %s; restored on stop",
+		name, old, value, netns_inode(), why);
+	return 0;
 }
 
 int port_sysctl_setup(struct controller *ctl)

@@ -229,24 +229,32 @@ static void record_cgroup_change(void *arg, const char *line)
 	state_add(arg, "%s", line);
 }
 
+int pool_cgroup_setup(struct controller *ctl, struct pool *pool)
+{
+	char rel[128], err[1024];
+	int ret;
+
+	snprintf(rel, sizeof(rel), "%u/%s", ctl->cfg->port, pool->cfg->name);
+	ret = cgroup_create(&ctl->lay, ctl->cfg->cgroup_root, rel, &pool->cfg->limits,
+			    &pool->cg, err, sizeof(err));
+	if (ret) {
+		pr_err("pool '%s': %s", pool->cfg->name, err);
+		return ret;
+	}
+	pr_info("pool '%s': cgroup %s ready%s%s", pool->cfg->name, pool->cg.v2,
+		pool->cg.notes[0] ? "; " : "", pool->cg.notes);
+	return 0;
+}
+
 static int setup_pools(struct controller *ctl)
 {
-	struct pool *pool;
-	char rel[128], err[1024];
 	int i, ret;
 
 	cgroup_set_recorder(record_cgroup_change, &ctl->st);
 	for (i = 0; i < ctl->nr_pools; i++) {
-		pool = &ctl->pools[i];
-		snprintf(rel, sizeof(rel), "%u/%s", ctl->cfg->port, pool->cfg->name);
-		ret = cgroup_create(&ctl->lay, ctl->cfg->cgroup_root, rel, &pool->cfg->limits,
-				    &pool->cg, err, sizeof(err));
-		if (ret) {
-			pr_err("pool '%s': %s", pool->cfg->name, err);
+		ret = pool_cgroup_setup(ctl, &ctl->pools[i]);
+		if (ret)
 			return ret;
-		}
-		pr_info("pool '%s': cgroup %s ready%s%s", pool->cfg->name, pool->cg.v2,
-			pool->cg.notes[0] ? "; " : "", pool->cg.notes);
 	}
 	return 0;
 }
@@ -263,6 +271,9 @@ static int controller_init(struct controller *ctl, struct config *cfg)
 	for (i = 0; i < cfg->nr_pools; i++) {
 		ctl->pools[i].cfg = &cfg->pools[i];
 		ctl->pools[i].id = i;
+		ctl->pools[i].active = true;
+		ctl->pools[i].category = -1;
+		workers_init_pool(&ctl->pools[i]);
 	}
 	snprintf(ctl->pin_dir, sizeof(ctl->pin_dir), "%s/%u", PIN_ROOT, cfg->port);
 
@@ -330,15 +341,20 @@ static int controller_start(struct controller *ctl)
 		ret = setup_pools(ctl);
 	if (!ret)
 		ret = port_sockops_attach(ctl);
-	if (!ret && cfg->mode == TRIAGE_MODE_PAYLOAD) {
+	if (!ret) {
 		/* A run that stops meanwhile might hand these over to a record not yet complete. */
 		int lock = state_lock();
 
-		ret = port_sysctl_setup(ctl);
-		if (!ret)
+		ret = port_sysctl_set(ctl, "net.ipv4.tcp_migrate_req", "1",
+				      "so a closing listener's queued connections move to another listener instead of being reset");
+		if (!ret && cfg->mode == TRIAGE_MODE_PAYLOAD)
+			ret = port_sysctl_setup(ctl);
+		if (!ret && cfg->mode == TRIAGE_MODE_PAYLOAD)
 			ret = port_tc_setup(ctl);
 		state_unlock(lock);
 	}
+	if (!ret)
+		ret = emerge_init(ctl);
 	if (!ret)
 		ret = stop_requested();
 	if (!ret)
@@ -377,13 +393,20 @@ static int make_timerfd(void)
 	return fd;
 }
 
+static long elapsed_ms(const struct timespec *from, const struct timespec *to)
+{
+	return (to->tv_sec - from->tv_sec) * 1000 + (to->tv_nsec - from->tv_nsec) / 1000000;
+}
+
 /* Returns the signal that ended the loop. */
 static int controller_loop(struct controller *ctl, int sig_fd, int timer_fd)
 {
 	struct pollfd pfd[2] = { { sig_fd, POLLIN, 0 }, { timer_fd, POLLIN, 0 } };
 	struct signalfd_siginfo si;
+	struct timespec now, last_tick;
 	uint64_t ticks;
 
+	clock_gettime(CLOCK_MONOTONIC, &last_tick);
 	for (;;) {
 		if (poll(pfd, 2, -1) < 0 && errno != EINTR)
 			return SIGTERM;
@@ -395,8 +418,16 @@ static int controller_loop(struct controller *ctl, int sig_fd, int timer_fd)
 			else
 				return si.ssi_signo;
 		}
-		if (read(timer_fd, &ticks, sizeof(ticks)) == sizeof(ticks))
-			workers_restart_due(ctl);
+		if (read(timer_fd, &ticks, sizeof(ticks)) != sizeof(ticks))
+			continue;
+		workers_restart_due(ctl);
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		if (elapsed_ms(&last_tick, &now) + TIMER_MS / 2 < ctl->cfg->tick_ms)
+			continue;
+		last_tick = now;
+		/* Idle pools go first, so the autoscaler never sizes a pool about to leave. */
+		emerge_tick(ctl);
+		autoscale_tick(ctl);
 	}
 }
 
@@ -405,6 +436,8 @@ static int controller_stop(struct controller *ctl)
 	int ret;
 
 	workers_stop_all(ctl);
+	pools_report_write(ctl, true);
+	emerge_free(ctl);
 	port_bpf_close(ctl);
 	if (ctl->st.fd < 0)
 		return 0;

@@ -298,9 +298,12 @@ static int undo_sysctl(const struct undo_ctx *ctx, const char *line)
 	}
 	if (sysctl_read(name, cur, sizeof(cur)) == 0 && strcmp(cur, value) == 0)
 		return 0;
-	/* Every payload-mode port of the namespace needs the value this run set. */
+	/*
+	 * Every payload-mode port of the namespace needs the syncookies value this
+	 * run set, and every port needs tcp_migrate_req.
+	 */
 	snprintf(what, sizeof(what), "sysctl %s", name);
-	if (hand_over(ctx, true, "tc ", line, what))
+	if (hand_over(ctx, true, strstr(name, "syncookies") ? "tc " : "pins ", line, what))
 		return 0;
 	err = sysctl_write(name, value);
 	if (err) {
@@ -532,6 +535,11 @@ static int state_undo_locked(uint16_t port, bool force)
 		return first;
 	}
 	state_path(port, path, sizeof(path));
+	unlink(path);
+	/* The pools report of a crashed run would otherwise read as current. */
+	snprintf(path, sizeof(path), "%s/%u.pools.json", STATE_DIR, port);
+	unlink(path);
+	snprintf(path, sizeof(path), "%s/%u.pools.txt", STATE_DIR, port);
 	unlink(path);
 	return 0;
 }

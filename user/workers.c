@@ -103,26 +103,42 @@ static int resolve_user(struct pool *pool)
 	return 0;
 }
 
+int workers_preflight_pool(struct controller *ctl, struct pool *pool)
+{
+	int err;
+
+	err = resolve_exe(pool->cfg->argv[0], pool->exe, sizeof(pool->exe));
+	if (err) {
+		pr_err("pool '%s': command '%s' not found or not executable (%s); fix 'command' at %s:%d or install it",
+		       pool->cfg->name, pool->cfg->argv[0], strerror(-err), ctl->cfg->file,
+		       pool->cfg->line);
+		return err;
+	}
+	err = resolve_user(pool);
+	if (err) {
+		pr_err("pool '%s': user '%s' not found; fix 'user' at %s:%d or create the user",
+		       pool->cfg->name, pool->cfg->user, ctl->cfg->file, pool->cfg->line);
+		return err;
+	}
+	return 0;
+}
+
 int workers_preflight(struct controller *ctl)
 {
-	struct pool *pool;
 	int i, err;
 
 	for (i = 0; i < ctl->nr_pools; i++) {
-		pool = &ctl->pools[i];
-		err = resolve_exe(pool->cfg->argv[0], pool->exe, sizeof(pool->exe));
-		if (err) {
-			pr_err("pool '%s': command '%s' not found or not executable (%s); fix 'command' at %s:%d or install it",
-			       pool->cfg->name, pool->cfg->argv[0], strerror(-err), ctl->cfg->file,
-			       pool->cfg->line);
+		err = workers_preflight_pool(ctl, &ctl->pools[i]);
+		if (err)
 			return err;
-		}
-		err = resolve_user(pool);
-		if (err) {
-			pr_err("pool '%s': user '%s' not found; fix 'user' at %s:%d or create the user",
-			       pool->cfg->name, pool->cfg->user, ctl->cfg->file, pool->cfg->line);
+	}
+	/* Templates are checked now, so that an emerging pool cannot fail on them later. */
+	for (i = 0; i < ctl->cfg->nr_templates; i++) {
+		struct pool tmp = { .cfg = &ctl->cfg->templates[i] };
+
+		err = workers_preflight_pool(ctl, &tmp);
+		if (err)
 			return err;
-		}
 	}
 	return 0;
 }
@@ -131,9 +147,49 @@ static void child_fail(int fd, int stage)
 {
 	struct spawn_error e = { stage, errno };
 
-	if (write(fd, &e, sizeof(e)) < 0)
+	if (send(fd, &e, sizeof(e), MSG_NOSIGNAL) < 0)
 		_exit(126);
 	_exit(127);
+}
+
+/* Passes a copy of the listener to the controller, which keeps it to drain it later. */
+static int send_listener(int sock, int fd)
+{
+	char ctrl[CMSG_SPACE(sizeof(int))] = {};
+	struct spawn_error e = { -1, 0 };
+	struct iovec iov = { &e, sizeof(e) };
+	struct msghdr msg = {
+		.msg_iov = &iov, .msg_iovlen = 1,
+		.msg_control = ctrl, .msg_controllen = sizeof(ctrl),
+	};
+	struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+
+	c->cmsg_level = SOL_SOCKET;
+	c->cmsg_type = SCM_RIGHTS;
+	c->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(c), &fd, sizeof(int));
+	return sendmsg(sock, &msg, MSG_NOSIGNAL) < 0 ? -1 : 0;
+}
+
+/* Receives one message of the child: an error, or the listener in *FD. */
+static ssize_t recv_spawn(int sock, struct spawn_error *e, int *fd)
+{
+	char ctrl[CMSG_SPACE(sizeof(int))];
+	struct iovec iov = { e, sizeof(*e) };
+	struct msghdr msg = {
+		.msg_iov = &iov, .msg_iovlen = 1,
+		.msg_control = ctrl, .msg_controllen = sizeof(ctrl),
+	};
+	struct cmsghdr *c;
+	ssize_t n;
+
+	do {
+		n = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC);
+	} while (n < 0 && errno == EINTR);
+	for (c = CMSG_FIRSTHDR(&msg); n > 0 && c; c = CMSG_NXTHDR(&msg, c))
+		if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS)
+			memcpy(fd, CMSG_DATA(c), sizeof(int));
+	return n;
 }
 
 static int child_listen(struct controller *ctl, int errfd)
@@ -197,6 +253,8 @@ static void child_exec(struct controller *ctl, struct pool *pool, struct worker 
 
 	if ((fd != 3 && dup2(fd, 3) < 0) || fcntl(3, F_SETFD, 0))
 		child_fail(errfd, STAGE_FD);
+	if (send_listener(errfd, 3))
+		child_fail(errfd, STAGE_FD);
 	/* Every other descriptor, the error pipe included, closes at exec. */
 	if (close_range(4, ~0U, CLOSE_RANGE_CLOEXEC))
 		child_fail(errfd, STAGE_FD);
@@ -221,43 +279,81 @@ static void child_exec(struct controller *ctl, struct pool *pool, struct worker 
 	child_fail(errfd, STAGE_EXEC);
 }
 
+/* Keeps the listener that the child passed, and maps its cookie to the worker's slot. */
+static void schedule_restart(struct pool *pool, struct worker *w, double lived);
+static double elapsed_s(const struct timespec *since);
+
+static void keep_listener(struct controller *ctl, struct pool *pool, struct worker *w, int fd)
+{
+	socklen_t len = sizeof(w->cookie);
+
+	w->lfd = fd;
+	w->cookie = 0;
+	if (getsockopt(fd, SOL_SOCKET, SO_COOKIE, &w->cookie, &len) ||
+	    port_bpf_publish_listener(ctl, w->cookie, w->slot))
+		pr_warn("pool '%s': worker %u: listener cookie not recorded (%s); its queued connections migrate by the kernel's hash if it closes",
+			pool->cfg->name, w->slot % TRIAGE_MAX_WORKERS, strerror(errno));
+}
+
 static int worker_start(struct controller *ctl, struct pool *pool, struct worker *w)
 {
 	struct spawn_error e;
-	int pipefd[2];
+	int sv[2], fd = -1;
 	ssize_t n;
 	pid_t pid;
 
-	if (pipe2(pipefd, O_CLOEXEC))
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv))
 		return -errno;
 	pid = fork();
 	if (pid < 0) {
-		close(pipefd[0]);
-		close(pipefd[1]);
+		close(sv[0]);
+		close(sv[1]);
 		return -errno;
 	}
 	if (pid == 0) {
-		close(pipefd[0]);
-		child_exec(ctl, pool, w, pipefd[1]);
+		close(sv[0]);
+		child_exec(ctl, pool, w, sv[1]);
 	}
-	close(pipefd[1]);
-	do {
-		n = read(pipefd[0], &e, sizeof(e));
-	} while (n < 0 && errno == EINTR);
-	close(pipefd[0]);
-	if (n == sizeof(e)) {
+	close(sv[1]);
+	/* First the listener, then either an error from exec or the end of the stream. */
+	n = recv_spawn(sv[0], &e, &fd);
+	if (n == sizeof(e) && e.stage < 0)
+		n = recv_spawn(sv[0], &e, &fd);
+	close(sv[0]);
+	if (n == sizeof(e) && e.stage >= 0) {
+		if (fd >= 0)
+			close(fd);
 		waitpid(pid, NULL, 0);
 		pr_err("pool '%s': worker %u failed while %s: %s", pool->cfg->name,
 		       w->slot % TRIAGE_MAX_WORKERS, stage_names[e.stage], strerror(e.err));
 		return -e.err;
 	}
 	w->pid = pid;
+	w->state = W_RUNNING;
 	clock_gettime(CLOCK_MONOTONIC, &w->started);
 	w->restart_at.tv_sec = 0;
+	if (fd >= 0)
+		keep_listener(ctl, pool, w, fd);
 	state_add(&ctl->st, "worker %d %s", pid, pool->cg.v2);
 	pr_info("pool '%s': worker %u started, pid %d, slot %u, cgroup %s", pool->cfg->name,
 		w->slot % TRIAGE_MAX_WORKERS, pid, w->slot, pool->cg.v2);
 	return port_bpf_publish_pool(ctl, pool);
+}
+
+static void worker_init(struct pool *pool, struct worker *w, int index)
+{
+	memset(w, 0, sizeof(*w));
+	w->slot = pool->id * TRIAGE_MAX_WORKERS + index;
+	w->backoff_ms = BACKOFF_MIN_MS;
+	w->lfd = -1;
+}
+
+void workers_init_pool(struct pool *pool)
+{
+	int j;
+
+	for (j = 0; j < TRIAGE_MAX_WORKERS; j++)
+		worker_init(pool, &pool->workers[j], j);
 }
 
 int workers_start_all(struct controller *ctl)
@@ -268,8 +364,7 @@ int workers_start_all(struct controller *ctl)
 	for (i = 0; i < ctl->nr_pools; i++) {
 		pool = &ctl->pools[i];
 		for (j = 0; j < (int)pool->cfg->workers; j++) {
-			pool->workers[j].slot = pool->id * TRIAGE_MAX_WORKERS + j;
-			pool->workers[j].backoff_ms = BACKOFF_MIN_MS;
+			pool->workers[j].wanted = true;
 			err = worker_start(ctl, pool, &pool->workers[j]);
 			if (!err)
 				err = stop_requested();
@@ -278,6 +373,92 @@ int workers_start_all(struct controller *ctl)
 		}
 	}
 	return 0;
+}
+
+int workers_wanted(const struct pool *pool)
+{
+	int j, n = 0;
+
+	for (j = 0; j < TRIAGE_MAX_WORKERS; j++)
+		n += pool->workers[j].wanted;
+	return n;
+}
+
+int workers_alive(const struct pool *pool)
+{
+	int j, n = 0;
+
+	for (j = 0; j < TRIAGE_MAX_WORKERS; j++)
+		n += pool->workers[j].pid > 0;
+	return n;
+}
+
+int workers_add(struct controller *ctl, struct pool *pool, int n)
+{
+	struct worker *w;
+	int j, started = 0;
+
+	for (j = 0; j < TRIAGE_MAX_WORKERS && started < n; j++) {
+		w = &pool->workers[j];
+		/* A draining worker still owns its slot until it exits. */
+		if (w->wanted || w->state != W_IDLE || w->pid)
+			continue;
+		w->wanted = true;
+		w->backoff_ms = BACKOFF_MIN_MS;
+		if (worker_start(ctl, pool, w))
+			schedule_restart(pool, w, 0);
+		started++;
+	}
+	return started;
+}
+
+/* Stops new connections reaching W's listener and moves its queued ones elsewhere. */
+static void release_listener(struct controller *ctl, struct worker *w)
+{
+	if (w->lfd < 0)
+		return;
+	bpf_map_delete_elem(bpf_map__fd(ctl->skel->maps.socks), &w->slot);
+	/*
+	 * shutdown() of a listener unhashes it and hands each queued connection
+	 * to the reuseport program's migration path, so none is reset.
+	 */
+	shutdown(w->lfd, SHUT_RD);
+	close(w->lfd);
+	port_bpf_forget_listener(ctl, w->cookie);
+	w->lfd = -1;
+}
+
+static void drain_one(struct controller *ctl, struct pool *pool, struct worker *w)
+{
+	w->wanted = false;
+	w->restart_at.tv_sec = 0;
+	if (!w->pid) {
+		w->state = W_IDLE;
+		port_bpf_publish_pool(ctl, pool);
+		return;
+	}
+	w->state = W_DRAINING;
+	port_bpf_publish_pool(ctl, pool);
+	release_listener(ctl, w);
+	kill(w->pid, SIGTERM);
+	clock_gettime(CLOCK_MONOTONIC, &w->kill_at);
+	w->kill_at.tv_sec += STOP_GRACE_MS / 1000;
+	pr_info("pool '%s': draining worker %u (pid %d): out of the socket array, queued connections moved, SIGTERM sent, SIGKILL after %d ms",
+		pool->cfg->name, w->slot % TRIAGE_MAX_WORKERS, w->pid, STOP_GRACE_MS);
+}
+
+int workers_drain(struct controller *ctl, struct pool *pool, int n)
+{
+	int j, done = 0;
+
+	/* The highest slots go first, so a pool keeps its low slots across resizes. */
+	for (j = TRIAGE_MAX_WORKERS - 1; j >= 0 && done < n; j--) {
+		if (!pool->workers[j].wanted)
+			continue;
+		drain_one(ctl, pool, &pool->workers[j]);
+		done++;
+	}
+	return done;
 }
 
 static double elapsed_s(const struct timespec *since)
@@ -293,7 +474,7 @@ static struct worker *find_worker(struct controller *ctl, pid_t pid, struct pool
 	int i, j;
 
 	for (i = 0; i < ctl->nr_pools; i++)
-		for (j = 0; j < (int)ctl->pools[i].cfg->workers; j++)
+		for (j = 0; j < TRIAGE_MAX_WORKERS; j++)
 			if (ctl->pools[i].workers[j].pid == pid) {
 				*pool_out = &ctl->pools[i];
 				return &ctl->pools[i].workers[j];
@@ -333,6 +514,7 @@ void workers_reap(struct controller *ctl)
 {
 	struct worker *w;
 	struct pool *pool;
+	bool drained;
 	char how[64];
 	int status;
 	double lived;
@@ -345,14 +527,27 @@ void workers_reap(struct controller *ctl)
 		lived = elapsed_s(&w->started);
 		describe_status(status, how, sizeof(how));
 		state_add(&ctl->st, "exited %d", pid);
+		drained = w->state == W_DRAINING;
 		w->pid = 0;
-		/* The kernel drops the closed socket from the array; drop its slot too. */
+		w->state = W_IDLE;
+		/*
+		 * The controller's copy kept the listener open: take it out of the
+		 * array and shut it down, so that what was queued for the dead worker
+		 * moves to another listener.
+		 */
+		release_listener(ctl, w);
 		port_bpf_publish_pool(ctl, pool);
 		if (ctl->stopping)
 			continue;
+		if (drained) {
+			pr_info("pool '%s': drained worker %u (pid %d) exited with %s after %.1f s",
+				pool->cfg->name, w->slot % TRIAGE_MAX_WORKERS, pid, how, lived);
+			continue;
+		}
 		pr_warn("pool '%s': worker %u (pid %d) exited with %s after %.1f s",
 			pool->cfg->name, w->slot % TRIAGE_MAX_WORKERS, pid, how, lived);
-		schedule_restart(pool, w, lived);
+		if (w->wanted)
+			schedule_restart(pool, w, lived);
 	}
 }
 
@@ -374,9 +569,15 @@ void workers_restart_due(struct controller *ctl)
 
 	for (i = 0; i < ctl->nr_pools && !ctl->stopping; i++) {
 		pool = &ctl->pools[i];
-		for (j = 0; j < (int)pool->cfg->workers; j++) {
+		for (j = 0; j < TRIAGE_MAX_WORKERS; j++) {
 			w = &pool->workers[j];
-			if (w->pid || !due(&w->restart_at))
+			if (w->state == W_DRAINING && w->pid && due(&w->kill_at)) {
+				pr_warn("pool '%s': drained worker %u (pid %d) still running %d ms after SIGTERM, sending SIGKILL",
+					pool->cfg->name, j, w->pid, STOP_GRACE_MS);
+				kill(w->pid, SIGKILL);
+				w->kill_at.tv_sec = 0;
+			}
+			if (!w->wanted || w->pid || !due(&w->restart_at))
 				continue;
 			w->restarts++;
 			clock_gettime(CLOCK_MONOTONIC, &w->started);
@@ -392,7 +593,7 @@ static int signal_workers(struct controller *ctl, int sig)
 	pid_t pid;
 
 	for (i = 0; i < ctl->nr_pools; i++)
-		for (j = 0; j < (int)ctl->pools[i].cfg->workers; j++) {
+		for (j = 0; j < TRIAGE_MAX_WORKERS; j++) {
 			pid = ctl->pools[i].workers[j].pid;
 			if (pid > 0 && !kill(pid, sig))
 				count++;
@@ -400,11 +601,25 @@ static int signal_workers(struct controller *ctl, int sig)
 	return count;
 }
 
+static void close_listeners(struct controller *ctl)
+{
+	int i, j;
+
+	for (i = 0; i < ctl->nr_pools; i++)
+		for (j = 0; j < TRIAGE_MAX_WORKERS; j++)
+			if (ctl->pools[i].workers[j].lfd >= 0) {
+				close(ctl->pools[i].workers[j].lfd);
+				ctl->pools[i].workers[j].lfd = -1;
+			}
+}
+
 void workers_stop_all(struct controller *ctl)
 {
 	int waited, left;
 
 	ctl->stopping = true;
+	/* The workers' own descriptors keep the listeners until they exit. */
+	close_listeners(ctl);
 	left = signal_workers(ctl, SIGTERM);
 	if (left)
 		pr_info("stopping %d workers with SIGTERM", left);
