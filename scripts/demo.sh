@@ -40,6 +40,8 @@ readonly LOAD_MARGIN_S=15
 readonly STOP_TIMEOUT_S=30
 readonly LIGHTTPD_WAIT_S=5
 readonly CURL_TIMEOUT_S=10
+# Longest time the emerging step sends /blob requests.
+readonly EMERGE_S=15
 
 # Path families: "NAME URL-PATH EXPECTED-POOL CONNECTIONS", one per wrk.
 readonly FAMILIES=(
@@ -168,17 +170,23 @@ show_log() {
 	fi
 }
 
-# Prints "NAME WORKERS" for each pool of the config, in file order.
+# Prints the names of the config's pools, sorted.
 configured_pools() {
 	awk '
 		/^[a-z_]+:/ { in_pools = ($1 == "pools:") }
-		in_pools && /^  - name:/ { name = $3 }
-		in_pools && /^    workers:/ { print name, $2 }
-	' "$config"
+		in_pools && /^  - name:/ { print $3 }
+	' "$config" | sort
+}
+
+# Prints "NAME RUNNING/WANTED" for each pool in the controller's pools report.
+pool_workers() {
+	"$TRIAGE" pools --port "$PORT" --json 2>/dev/null |
+		jq -r '.pools[] | "\(.name) \(.workers.running)/\(.workers.current)"' 2>/dev/null |
+		sort || true
 }
 
 start_triage() {
-	local expected ready="" waited=0 status
+	local expected ready="" waited=0 names
 
 	triage_log=$tmpdir/triage.log
 	# nsenter execs triage, so $! is the controller's PID.
@@ -186,17 +194,18 @@ start_triage() {
 	triage_pid=$!
 	say "started triage (pid $triage_pid) in $SRV_NS; its log is $triage_log"
 
-	expected=$(configured_pools | sort)
+	expected=$(configured_pools)
 	while ((waited < STARTUP_TIMEOUT_S * 2)); do
 		if ! kill -0 "$triage_pid" 2>/dev/null; then
 			show_log
 			die "triage exited during start-up"
 		fi
-		status=$("$TRIAGE" status --port "$PORT" --json 2>/dev/null || true)
-		ready=$(jq -r '.[0].pools[]? | "\(.name) \(.workers)"' <<<"$status" 2>/dev/null |
-			sort || true)
-		if [[ -n $ready && $ready == "$expected" ]]; then
-			say "every pool has its workers after $((waited / 2)) s:" \
+		ready=$(pool_workers)
+		names=$(awk '{ print $1 }' <<<"$ready")
+		# Ready when every configured pool runs as many workers as it wants.
+		if [[ -n $ready && $names == "$expected" ]] &&
+			awk -F'[ /]' '$2 != $3 || $3 == 0 { bad = 1 } END { exit bad }' <<<"$ready"; then
+			say "every pool has its workers after $((waited / 2)) s (running/wanted):" \
 				"$(paste -sd, - <<<"$ready")"
 			return
 		fi
@@ -204,16 +213,18 @@ start_triage() {
 		waited=$((waited + 1))
 	done
 	show_log
-	die "pools not ready after $STARTUP_TIMEOUT_S s; expected workers '$(paste -sd, - <<<"$expected")', triage status shows '$(paste -sd, - <<<"$ready")'"
+	die "pools not ready after $STARTUP_TIMEOUT_S s; expected pools '$(paste -sd, - <<<"$expected")', the pools report shows '$(paste -sd, - <<<"$ready")'"
 }
 
 # Checks that lighttpd listens only on the socket that triage passed as fd 3.
+# ss also lists the controller as a holder of that socket: it keeps a copy
+# to drain the listener without resets when the worker goes away.
 # triage publishes a worker right after fork(), so the check waits up to
 # LIGHTTPD_WAIT_S for the exec() that gives the process lighttpd's name.
 check_lighttpd_socket() {
 	local listeners want bad tries=0
 
-	want=$(configured_pools | awk '$1 == "static" { print $2 }')
+	want=$(pool_workers | awk -F'[ /]' '$1 == "static" { print $3 }')
 	while :; do
 		listeners=$(in_srv ss -Hltnp | grep '"lighttpd"' || true)
 		bad=$(grep -v ":$PORT .*fd=3)" <<<"$listeners" || true)
@@ -419,6 +430,44 @@ EOF
 	say "every path was served by its configured pool only"
 }
 
+# Prints the pools report that the controller rewrites every tick.
+show_pools() {
+	say "$1"
+	"$TRIAGE" pools --port "$PORT" | sed 's/^/  /'
+}
+
+# Sends new connections to /blob, a path family without a rule, until the
+# controller makes a pool for it from the 'auto' template, or the time is up.
+show_emerging() {
+	local name="" waited
+
+	say "emerging pool: about 40 new connections a second to /blob (no rule) for at most ${EMERGE_S} s from $CLI_NS"
+	# A paced loop rather than wrk: thousands of connections a second would
+	# leave the server's TIME_WAIT sockets on most of the client's ports, and
+	# a SYN that reuses such a 4-tuple is placed without its payload.
+	in_cli bash -c 'for ((i = 0; i < $1 * 40; i++)); do
+			curl -s -o /dev/null --max-time 5 "$2"; sleep 0.02
+		done' loop "$EMERGE_S" "http://$SRV_ADDR:$PORT/blob?kb=1" &
+	wrk_pids+=("$!")
+	for ((waited = 0; waited < EMERGE_S * 2; waited++)); do
+		name=$("$TRIAGE" pools --port "$PORT" --json 2>/dev/null |
+			jq -r '[.pools[] | select(.emerged) | .name] | first // empty' 2>/dev/null)
+		[[ -n $name ]] && break
+		sleep 0.5
+	done
+	stop_wrk
+	if [[ -z $name ]]; then
+		say "no pool emerged for /blob within ${EMERGE_S} s; the controller log:"
+		show_log
+		return 1
+	fi
+	say "pool '$name' emerged after about $((waited / 2)) s; /blob now goes to it:"
+	in_cli curl -sS --max-time "$CURL_TIMEOUT_S" -D - -o /dev/null \
+		"http://$SRV_ADDR:$PORT/blob?kb=1" | grep -i '^X-Triage-Pool' | sed 's/^/  /'
+	grep -E "emerging category|workers [0-9]+ -> [0-9]+" "$triage_log" | sed 's/^/  /'
+	show_pools "pools after the load ('triage pools'):"
+}
+
 # Stops triage by its PID and returns its exit status, which is 128 + N when
 # signal N ended it.
 # shellcheck disable=SC2317 # only the EXIT trap calls it
@@ -528,7 +577,9 @@ main() {
 	check_lighttpd_socket
 	show_headers
 	run_load
+	show_pools "pools at the end of the load ('triage pools'); light grew with its open connections:"
 	report || rc=1
+	show_emerging || rc=1
 	say "finished in $((SECONDS - started)) s"
 	exit "$rc"
 }

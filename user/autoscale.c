@@ -141,21 +141,30 @@ static void read_cpu(struct pool *pool, double dt)
 	m->cpu_limit = pool->cfg->limits.has_cpus ? pool->cfg->limits.cpus : 0;
 }
 
-static void read_queues(struct pool *pool)
+/* Per worker: active connections from the slot counters, queue depth from its listener. */
+static void read_workers(struct controller *ctl, struct pool *pool)
 {
+	int fd = bpf_map__fd(ctl->skel->maps.slot_stats), j;
+	__u64 ss[2];
 	struct tcp_info ti;
+	struct worker *w;
 	socklen_t len;
-	int j;
 
 	pool->m.queued = 0;
 	pool->m.queued_max = 0;
 	for (j = 0; j < TRIAGE_MAX_WORKERS; j++) {
-		if (pool->workers[j].lfd < 0)
+		w = &pool->workers[j];
+		w->active = 0;
+		w->queued = 0;
+		if (!read_percpu(fd, w->slot, ss, 2))
+			w->active = ss[0] > ss[1] ? ss[0] - ss[1] : 0;
+		if (w->lfd < 0)
 			continue;
 		len = sizeof(ti);
 		/* For a listener, tcpi_unacked is the accept-queue depth. */
-		if (getsockopt(pool->workers[j].lfd, IPPROTO_TCP, TCP_INFO, &ti, &len))
+		if (getsockopt(w->lfd, IPPROTO_TCP, TCP_INFO, &ti, &len))
 			continue;
+		w->queued = ti.tcpi_unacked;
 		pool->m.queued += ti.tcpi_unacked;
 		if (ti.tcpi_unacked > pool->m.queued_max)
 			pool->m.queued_max = ti.tcpi_unacked;
@@ -185,7 +194,7 @@ static void read_signals(struct controller *ctl, struct pool *pool)
 		sc->last_conn = now;
 	sc->prev_established = cs[0];
 	sc->prev_closed = cs[1];
-	read_queues(pool);
+	read_workers(ctl, pool);
 	read_cpu(pool, dt);
 	read_memory(pool);
 	m->psi_cpu = read_psi(pool, "cpu.pressure");

@@ -39,6 +39,8 @@ struct worker {
 	struct timespec started;
 	struct timespec restart_at;	/* zero when no restart is pending */
 	struct timespec kill_at;	/* SIGKILL time of a draining worker */
+	__u64 active;			/* connections its listener took and not yet closed */
+	__u32 queued;			/* accept-queue depth of its listener */
 };
 
 /* Recommendations of the last down_window_s, as the highest one per bucket. */

@@ -50,6 +50,25 @@ static void json_number(FILE *f, const char *key, double v, bool last)
 		fprintf(f, "\"%s\": %.3f%s", key, v, last ? "" : ", ");
 }
 
+static void json_workers(FILE *f, const struct pool *p)
+{
+	static const char *const states[] = { "idle", "running", "draining" };
+	const struct worker *w;
+	bool first = true;
+	int j;
+
+	for (j = 0; j < TRIAGE_MAX_WORKERS; j++) {
+		w = &p->workers[j];
+		if (!w->pid && !w->wanted)
+			continue;
+		fprintf(f, "%s{\"index\": %d, \"slot\": %u, \"pid\": %d, \"state\": \"%s\", \"wanted\": %s, \"active\": %llu, \"queued\": %u, \"restarts\": %d}",
+			first ? "" : ", ", j, w->slot, (int)w->pid, states[w->state],
+			w->wanted ? "true" : "false", (unsigned long long)w->active, w->queued,
+			w->restarts);
+		first = false;
+	}
+}
+
 static void json_pool(FILE *f, const struct pool *p)
 {
 	const struct pool_config *c = p->cfg;
@@ -85,7 +104,9 @@ static void json_pool(FILE *f, const struct pool *p)
 	json_number(f, "cpu", m->psi_cpu, false);
 	json_number(f, "memory", m->psi_mem, false);
 	json_number(f, "io", m->psi_io, true);
-	fprintf(f, "},\n     \"last_decision\": ");
+	fprintf(f, "},\n     \"worker_list\": [");
+	json_workers(f, p);
+	fprintf(f, "],\n     \"last_decision\": ");
 	if (sc->decision_at) {
 		fprintf(f, "{\"time\": %lld, \"text\": ", (long long)sc->decision_at);
 		json_string(f, sc->decision);

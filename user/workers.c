@@ -535,8 +535,9 @@ void workers_reap(struct controller *ctl)
 		 * array and shut it down, so that what was queued for the dead worker
 		 * moves to another listener.
 		 */
-		release_listener(ctl, w);
+		/* Unpublished first, so the migration picks none of this worker's slot. */
 		port_bpf_publish_pool(ctl, pool);
+		release_listener(ctl, w);
 		if (ctl->stopping)
 			continue;
 		if (drained) {
