@@ -13,6 +13,7 @@
 #include "state.h"
 
 struct triage_bpf;
+struct attach;
 
 struct worker {
 	pid_t pid;			/* 0 while not running */
@@ -45,6 +46,7 @@ struct controller {
 	int nr_pools;
 	int sockops_fd;			/* link fd, -1 when not attached */
 	bool stopping;
+	struct attach *attach;		/* the running service on the port, NULL if none */
 };
 
 /* Loads the programs, fills and pins the maps. */
@@ -70,6 +72,9 @@ void workers_stop_all(struct controller *ctl);
 
 /* Returns -EINTR when SIGINT or SIGTERM is pending; both stay blocked for the signalfd. */
 int stop_requested(void);
+
+/* Runs the controller of a loaded config until a stop signal; returns the exit status. */
+int controller_run(struct config *cfg, const char *file);
 
 int cmd_run(int argc, char **argv);
 int cmd_check(int argc, char **argv);
