@@ -24,7 +24,7 @@ Q := @
 msg = @printf '  %-8s %s\n' "$(1)" "$(2)";
 endif
 
-BPF_OBJS	:= $(OUT)/triage.bpf.o $(OUT)/classify_test.bpf.o
+BPF_OBJS	:= $(OUT)/triage.bpf.o $(OUT)/classify_test.bpf.o $(OUT)/lookup.bpf.o
 SKELS		:= $(BPF_OBJS:.bpf.o=.skel.h)
 USER_SRCS	:= $(filter-out user/worker.c,$(wildcard user/*.c))
 USER_OBJS	:= $(patsubst user/%.c,$(OUT)/user/%.o,$(USER_SRCS))
@@ -66,7 +66,7 @@ vmlinux:
 $(OUT) $(OUT)/user $(OUT)/tests:
 	$(Q)mkdir -p $@
 
-$(OUT)/%.bpf.o: bpf/%.bpf.c $(wildcard bpf/*.h) include/triage.h vmlinux.h | $(OUT)
+$(OUT)/%.bpf.o: bpf/%.bpf.c $(wildcard bpf/*.h) $(wildcard include/*.h) vmlinux.h | $(OUT)
 	$(call msg,BPF,$@)
 	$(Q)$(CLANG) $(BPF_CFLAGS) -c $< -o $@
 
@@ -74,7 +74,7 @@ $(OUT)/%.skel.h: $(OUT)/%.bpf.o
 	$(call msg,GEN-SKEL,$@)
 	$(Q)$(BPFTOOL) gen skeleton $< > $@
 
-$(OUT)/user/%.o: user/%.c $(wildcard user/*.h) include/triage.h $(SKELS) | $(OUT)/user
+$(OUT)/user/%.o: user/%.c $(wildcard user/*.h) $(wildcard include/*.h) $(SKELS) | $(OUT)/user
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(CFLAGS) -c $< -o $@
 

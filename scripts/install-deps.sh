@@ -6,7 +6,7 @@ set -eu
 
 PACKAGES="make gcc clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev libyaml-dev
 pkg-config libcriterion-dev iproute2 util-linux procps curl wrk lighttpd openssl jq
-python3"
+python3 nginx-light"
 # The peers and tools of 'make bench' only, installed with the argument "bench".
 BENCH_PACKAGES="haproxy nginx-light gnuplot-nox httperf"
 if [ "${1:-}" = bench ]; then

@@ -37,6 +37,7 @@ struct parser {
 	struct config *cfg;
 	char *err;
 	size_t err_len;
+	const struct attach_config *cli_attach;	/* NULL unless `triage attach` */
 };
 
 /* Messages */
@@ -1130,7 +1131,8 @@ static int parse_process(struct parser *p, yaml_node_t **v, struct pool_config *
 {
 	int ret;
 
-	ret = parse_command(p, v[POOL_COMMAND], pool);
+	/* Only the pool of an attached service may leave it out: check_commands(). */
+	ret = v[POOL_COMMAND] ? parse_command(p, v[POOL_COMMAND], pool) : 0;
 	if (!ret && v[POOL_ENV])
 		ret = parse_env(p, v[POOL_ENV], pool);
 	if (!ret && v[POOL_USER])
@@ -1278,7 +1280,7 @@ static int parse_pool_entry(struct parser *p, const yaml_node_t *node, struct po
 	if (ret)
 		return ret;
 	snprintf(context, sizeof(context), "%s '%s'", kind, pool->name);
-	if (!nodes.pool[POOL_COMMAND])
+	if (!nodes.pool[POOL_COMMAND] && is_template)
 		return missing(p, node, context, "command");
 
 	ret = parse_process(p, nodes.pool, pool);
@@ -2090,12 +2092,92 @@ static int parse_emerge(struct parser *p, const yaml_node_t *node)
 	return ret;
 }
 
+/* Attach to a running service */
+
+enum { ATTACH_PID, ATTACH_POOL, ATTACH_MOVE, ATTACH_NR };
+
+static const char *const attach_keys[] = {
+	[ATTACH_PID] = "pid",
+	[ATTACH_POOL] = "pool",
+	[ATTACH_MOVE] = "move_to_pool",
+	[ATTACH_NR] = NULL,
+};
+
+static int parse_attach(struct parser *p, const yaml_node_t *node)
+{
+	struct attach_config *at = &p->cfg->attach;
+	yaml_node_t *v[ATTACH_NR];
+	const char *text;
+	long long pid;
+	int ret, pool;
+
+	ret = read_mapping(p, node, "attach", "attach", attach_keys, v);
+	if (ret)
+		return ret;
+	if (!v[ATTACH_PID])
+		return missing(p, node, "attach", "pid");
+	at->line = line_of(node);
+	ret = get_integer(p, v[ATTACH_PID], "pid", 1, INT32_MAX, &pid);
+	if (ret)
+		return ret;
+	at->pid = (int)pid;
+	if (v[ATTACH_POOL]) {
+		ret = get_pool(p, v[ATTACH_POOL], "pool", &pool);
+		if (ret)
+			return ret;
+		snprintf(at->pool, sizeof(at->pool), "%s", p->cfg->pools[pool].name);
+	}
+	if (v[ATTACH_MOVE]) {
+		text = text_of(v[ATTACH_MOVE]);
+		if (!text || (strcmp(text, "true") && strcmp(text, "false")))
+			return bad_value(p, v[ATTACH_MOVE], "move_to_pool", "true or false");
+		at->move_to_pool = !strcmp(text, "true");
+	}
+	return 0;
+}
+
+/* Applies the command line's attach settings, which take precedence over the file's. */
+static int apply_cli_attach(struct parser *p)
+{
+	struct attach_config *at = &p->cfg->attach;
+
+	at->pid = p->cli_attach->pid;
+	at->move_to_pool = at->move_to_pool || p->cli_attach->move_to_pool;
+	at->line = 0;
+	if (p->cli_attach->pool[0])
+		snprintf(at->pool, sizeof(at->pool), "%s", p->cli_attach->pool);
+	if (config_pool_index(p->cfg, at->pool) >= 0 || !at->pool[0])
+		return 0;
+	return fail(p, -EINVAL, NULL, "--pool '%s': no pool of that name in 'pools'", at->pool);
+}
+
+/* Every pool needs a command, except the pool that an attached service's sockets form. */
+static int check_commands(struct parser *p)
+{
+	struct config *cfg = p->cfg;
+	int i;
+
+	if (cfg->attach.pid && !cfg->attach.pool[0])
+		snprintf(cfg->attach.pool, sizeof(cfg->attach.pool), "%s",
+			 cfg->pools[cfg->default_pool].name);
+	for (i = 0; i < cfg->nr_pools; i++) {
+		if (cfg->pools[i].argc ||
+		    (cfg->attach.pid && !strcmp(cfg->attach.pool, cfg->pools[i].name)))
+			continue;
+		if (p->err && p->err_len)
+			snprintf(p->err, p->err_len, "%s:%d: pool '%s': missing required key 'command'",
+				 p->file, cfg->pools[i].line, cfg->pools[i].name);
+		return -EINVAL;
+	}
+	return 0;
+}
+
 /* Document */
 
 enum {
 	TOP_PORT, TOP_ADDRESS, TOP_MODE, TOP_CGROUP_ROOT, TOP_INTERFACES, TOP_TICK_MS,
 	TOP_SYN_PLACEMENT, TOP_DEFAULT_POOL, TOP_POOLS, TOP_CATEGORIES, TOP_BUDGET,
-	TOP_TEMPLATES, TOP_EMERGE, TOP_NR
+	TOP_TEMPLATES, TOP_EMERGE, TOP_ATTACH, TOP_NR
 };
 
 static const char *const top_keys[] = {
@@ -2112,6 +2194,7 @@ static const char *const top_keys[] = {
 	[TOP_BUDGET] = "budget",
 	[TOP_TEMPLATES] = "templates",
 	[TOP_EMERGE] = "emerge",
+	[TOP_ATTACH] = "attach",
 	[TOP_NR] = NULL,
 };
 
@@ -2174,6 +2257,12 @@ static int parse_root(struct parser *p, const yaml_node_t *root)
 		ret = parse_emerge(p, v[TOP_EMERGE]);
 	if (!ret && v[TOP_BUDGET])
 		ret = check_budget_fits(p, v[TOP_BUDGET]);
+	if (!ret && v[TOP_ATTACH])
+		ret = parse_attach(p, v[TOP_ATTACH]);
+	if (!ret && p->cli_attach)
+		ret = apply_cli_attach(p);
+	if (!ret)
+		ret = check_commands(p);
 	return ret;
 }
 
@@ -2249,14 +2338,15 @@ static void init_config(struct config *cfg, const char *name)
 	cfg->emerge.template = -1;
 }
 
-int config_parse(const char *name, const char *text, size_t len, struct config *cfg,
-		 char *err, size_t err_len)
+static int parse_text(const char *name, const char *text, size_t len, struct config *cfg,
+		      const struct attach_config *cli_attach, char *err, size_t err_len)
 {
 	struct parser p = {
 		.file = name ? name : "<config>",
 		.cfg = cfg,
 		.err = err,
 		.err_len = err_len,
+		.cli_attach = cli_attach,
 	};
 	yaml_parser_t parser;
 	yaml_document_t doc;
@@ -2287,6 +2377,12 @@ int config_parse(const char *name, const char *text, size_t len, struct config *
 	}
 	qsort(cfg->rules, cfg->nr_rules, sizeof(cfg->rules[0]), compare_rules);
 	return 0;
+}
+
+int config_parse(const char *name, const char *text, size_t len, struct config *cfg,
+		 char *err, size_t err_len)
+{
+	return parse_text(name, text, len, cfg, NULL, err, err_len);
 }
 
 /*
@@ -2339,6 +2435,12 @@ static int read_file(const char *file, char **text, size_t *len)
 
 int config_load(const char *file, struct config *cfg, char *err, size_t err_len)
 {
+	return config_load_attach(file, NULL, cfg, err, err_len);
+}
+
+int config_load_attach(const char *file, const struct attach_config *cli, struct config *cfg,
+		       char *err, size_t err_len)
+{
 	char *text = NULL;
 	size_t len = 0;
 	int ret;
@@ -2350,7 +2452,7 @@ int config_load(const char *file, struct config *cfg, char *err, size_t err_len)
 			snprintf(err, err_len, "%s: cannot read: %s", file, strerror(-ret));
 		return ret;
 	}
-	ret = config_parse(file, text, len, cfg, err, err_len);
+	ret = parse_text(file, text, len, cfg, cli, err, err_len);
 	free(text);
 	return ret;
 }

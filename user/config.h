@@ -117,6 +117,14 @@ struct category_config {
 	int pool;			/* index into config.pools */
 };
 
+/* The running service that a run attaches to (`attach:` or `triage attach`). */
+struct attach_config {
+	int pid;			/* 0 = no service: triage owns the port */
+	char pool[TRIAGE_NAME_LEN];	/* pool of the service's sockets, "" = default_pool */
+	bool move_to_pool;		/* move the service's processes into the pool's cgroups */
+	int line;			/* line of `attach` in the file, 0 when set on the command line */
+};
+
 struct config {
 	char file[CONFIG_PATH_MAX];
 	uint16_t port;
@@ -148,6 +156,7 @@ struct config {
 	int nr_categories;
 	struct rule_config rules[TRIAGE_MAX_RULES];
 	int nr_rules;			/* sorted by priority after config_load() */
+	struct attach_config attach;
 };
 
 /*
@@ -158,6 +167,13 @@ struct config {
  * without being freed, so call config_free() before loading into it again.
  */
 int config_load(const char *file, struct config *cfg, char *err, size_t err_len);
+/*
+ * Same as config_load(), with the command line's attach settings CLI (pid,
+ * pool unless "", move_to_pool when true) taking precedence over the file's
+ * `attach` section. CLI may be NULL.
+ */
+int config_load_attach(const char *file, const struct attach_config *cli, struct config *cfg,
+		       char *err, size_t err_len);
 /* Same as config_load() for a config held in memory; NAME is used in messages. */
 int config_parse(const char *name, const char *text, size_t len, struct config *cfg,
 		 char *err, size_t err_len);

@@ -14,6 +14,7 @@
 
 struct triage_bpf;
 struct emerge_state;
+struct attach;
 
 enum worker_state {
 	W_IDLE,				/* no process; restarted while wanted */
@@ -109,6 +110,7 @@ struct controller {
 	int sockops_fd;			/* link fd, -1 when not attached */
 	bool stopping;
 	struct emerge_state *emerge;	/* NULL when the config has no emerge section */
+	struct attach *attach;		/* the running service on the port, NULL if none */
 };
 
 /* Loads the programs, fills and pins the maps. */
@@ -173,6 +175,9 @@ void emerge_free(struct controller *ctl);
 
 /* Returns -EINTR when SIGINT or SIGTERM is pending; both stay blocked for the signalfd. */
 int stop_requested(void);
+
+/* Runs the controller of a loaded config until a stop signal; returns the exit status. */
+int controller_run(struct config *cfg, const char *file);
 
 int cmd_run(int argc, char **argv);
 int cmd_check(int argc, char **argv);

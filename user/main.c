@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "attach.h"
 #include "controller.h"
 
 #define TRIAGE_VERSION	"0.1.0"
@@ -14,6 +15,8 @@ static const char usage[] =
 	"\n"
 	"Commands:\n"
 	"  run --config FILE     run the controller in the foreground (root)\n"
+	"  attach --port P --pid PID [--pool NAME] [--move-to-pool] --config FILE\n"
+	"                        run a controller that steers a port where PID already listens\n"
 	"  check --config FILE   validate a configuration and change nothing\n"
 	"  status [--port P] [--json]\n"
 	"                        print pools, workers and steering counters from the pins\n"
@@ -30,6 +33,8 @@ int main(int argc, char **argv)
 
 	if (!strcmp(cmd, "run"))
 		return cmd_run(argc - 1, argv + 1);
+	if (!strcmp(cmd, "attach"))
+		return cmd_attach(argc - 1, argv + 1);
 	if (!strcmp(cmd, "check"))
 		return cmd_check(argc - 1, argv + 1);
 	if (!strcmp(cmd, "status"))

@@ -19,6 +19,7 @@
 #include <linux/magic.h>
 #include <net/if.h>
 
+#include "attach.h"
 #include "controller.h"
 #include "log.h"
 #include "sysutil.h"
@@ -313,13 +314,16 @@ static int controller_start(struct controller *ctl)
 
 	ret = workers_preflight(ctl);
 	if (!ret)
+		ret = attach_preflight(ctl);
+	if (!ret)
 		ret = check_interfaces(cfg);
 	if (!ret)
 		ret = mount_bpffs();
 	/* A crashed run's workers still hold the port, so undo that run first. */
 	if (!ret)
 		ret = clean_stale(cfg->port, ctl->pin_dir);
-	if (!ret)
+	/* An attach takes over a port that the service already listens on. */
+	if (!ret && !attach_active(ctl))
 		ret = check_port_free(cfg);
 	if (ret)
 		return ret;
@@ -353,6 +357,8 @@ static int controller_start(struct controller *ctl)
 			ret = port_tc_setup(ctl);
 		state_unlock(lock);
 	}
+	if (!ret)
+		ret = attach_setup(ctl);
 	if (!ret)
 		ret = emerge_init(ctl);
 	if (!ret)
@@ -435,9 +441,11 @@ static int controller_stop(struct controller *ctl)
 {
 	int ret;
 
+	attach_release(ctl);
 	workers_stop_all(ctl);
 	pools_report_write(ctl, true);
 	emerge_free(ctl);
+	attach_close(ctl);
 	port_bpf_close(ctl);
 	if (ctl->st.fd < 0)
 		return 0;
@@ -451,18 +459,29 @@ static int controller_stop(struct controller *ctl)
 
 int cmd_run(int argc, char **argv)
 {
-	struct controller *ctl = calloc(1, sizeof(*ctl));
 	struct config *cfg = calloc(1, sizeof(*cfg));
-	int ret, sig_fd = -1, timer_fd = -1, sig = 0;
 	const char *file;
+	int ret;
 
-	if (!ctl || !cfg)
+	if (!cfg)
 		return 1;
 	ret = parse_config_args(argc, argv, run_usage, &file);
 	if (!ret)
 		ret = load_config(file, cfg);
-	if (ret)
-		goto out;
+	if (!ret)
+		ret = controller_run(cfg, file);
+	config_free(cfg);
+	free(cfg);
+	return ret;
+}
+
+int controller_run(struct config *cfg, const char *file)
+{
+	struct controller *ctl = calloc(1, sizeof(*ctl));
+	int ret = 0, sig_fd = -1, timer_fd = -1, sig = 0;
+
+	if (!ctl)
+		return 1;
 	if (geteuid() != 0) {
 		fprintf(stderr, "triage: 'triage run' must run as root, since it loads BPF programs, creates cgroups and sets sysctls; try: sudo triage run --config %s\n",
 			file);
@@ -499,8 +518,6 @@ out:
 		close(sig_fd);
 	if (timer_fd >= 0)
 		close(timer_fd);
-	config_free(cfg);
-	free(cfg);
 	free(ctl);
 	return ret;
 }

@@ -15,6 +15,7 @@
 #include <bpf/libbpf.h>
 #include <net/if.h>
 
+#include "attach.h"
 #include "log.h"
 #include "state.h"
 #include "sysutil.h"
@@ -28,6 +29,8 @@ struct undo_ctx {
 	uint16_t port;
 	unsigned long long netns;	/* cookie of the run's network namespace */
 	bool skip_netns;		/* that namespace is gone: skip its objects */
+	char **lines;			/* the record, for the service processes it protects */
+	int nr_lines;
 };
 
 void state_path(uint16_t port, char *buf, size_t len)
@@ -331,7 +334,7 @@ static bool has_subdirs(const char *path)
  * Ends what is left in a cgroup this run created: children that its workers
  * forked. They keep the pool's listening socket, so the port stays taken.
  */
-static void end_cgroup_procs(const char *path)
+static void end_cgroup_procs(const struct undo_ctx *ctx, const char *path)
 {
 	char file[600], *text, *line, *save;
 	int pid, round;
@@ -347,6 +350,12 @@ static void end_cgroup_procs(const char *path)
 			pid = atoi(line);
 			if (pid <= 0)
 				continue;
+			/* An attached service's processes are never signalled. */
+			if (attach_protects_pid(ctx->lines, ctx->nr_lines, pid)) {
+				pr_err("cgroup %s: service process %d is still in it; left running and the cgroup kept: move the process out, then run 'triage detach --port %u' again",
+				       path, pid, ctx->port);
+				continue;
+			}
 			pr_warn("cgroup %s: process %d still runs, sending %s", path, pid,
 				round ? "SIGKILL" : "SIGTERM");
 			kill(pid, round ? SIGKILL : SIGTERM);
@@ -357,7 +366,7 @@ static void end_cgroup_procs(const char *path)
 }
 
 /* Removes cgroups that workers made below PATH, deepest first, ending their processes. */
-static void remove_nested(const char *path, int depth)
+static void remove_nested(const struct undo_ctx *ctx, const char *path, int depth)
 {
 	char child[600];
 	struct dirent *de;
@@ -369,8 +378,8 @@ static void remove_nested(const char *path, int depth)
 		if (de->d_type != DT_DIR || de->d_name[0] == '.')
 			continue;
 		snprintf(child, sizeof(child), "%s/%s", path, de->d_name);
-		remove_nested(child, depth + 1);
-		end_cgroup_procs(child);
+		remove_nested(ctx, child, depth + 1);
+		end_cgroup_procs(ctx, child);
 		if (!cgroup_rmdir_wait(child))
 			pr_info("cgroup %s: removed (made by a worker)", child);
 	}
@@ -398,7 +407,7 @@ static int undo_cgroup(const struct undo_ctx *ctx, const char *line)
 	int err;
 
 	if (is_pool_folder(ctx, path))
-		remove_nested(path, 0);
+		remove_nested(ctx, path, 0);
 
 	if (has_subdirs(path)) {
 		/* A parent such as the shared "triage" folder still serves another port. */
@@ -409,7 +418,7 @@ static int undo_cgroup(const struct undo_ctx *ctx, const char *line)
 			pr_info("cgroup %s: kept, other cgroups below it", path);
 		return 0;
 	}
-	end_cgroup_procs(path);
+	end_cgroup_procs(ctx, path);
 	err = cgroup_rmdir_wait(path);
 	if (err && err != -ENOENT) {
 		pr_err("cgroup %s: failed to remove: %s", path, strerror(-err));
@@ -456,6 +465,8 @@ static int undo_line(const struct undo_ctx *ctx, const char *line)
 		return undo_subtree(line);
 	if (!strncmp(line, "pins ", 5))
 		return pins_remove(line + 5);
+	if (!strncmp(line, "attach", 6))
+		return attach_undo_line(line);
 	return 0;
 }
 
@@ -510,6 +521,8 @@ static int state_undo_locked(uint16_t port, bool force)
 		free(lines);
 		return -EXDEV;
 	}
+	ctx.lines = lines;
+	ctx.nr_lines = n;
 
 	undo_workers(lines, n);
 	for (i = n - 1; i >= 0; i--) {

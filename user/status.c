@@ -13,8 +13,10 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
+#include "attach.h"
 #include "controller.h"
 #include "log.h"
+#include "lookup.h"
 #include "sysutil.h"
 
 #define DETACH_WAIT_S	30
@@ -37,6 +39,8 @@ struct port_view {
 	struct triage_category cats[TRIAGE_MAX_CATEGORIES];
 	struct triage_steer_stats cat_steer[TRIAGE_MAX_CATEGORIES + 1];
 	int nr_cats;
+	struct attach_info attach;
+	struct triage_lookup_stats lookup;	/* sk_lookup ports only */
 };
 
 static int open_pin(const char *dir, const char *name)
@@ -149,7 +153,70 @@ static int read_port(const char *dir, unsigned int port, struct port_view *v)
 		err = read_pools(dir, v);
 	if (!err)
 		err = read_categories(dir, v);
+	attach_read_info(port, &v->attach);
+	fd = open_pin(dir, "lookup_stats");
+	if (!err && fd >= 0)
+		err = read_percpu(fd, 0, (__u64 *)&v->lookup, NWORDS(v->lookup));
+	if (fd >= 0)
+		close(fd);
 	return err;
+}
+
+static void print_attach_text(const struct port_view *v)
+{
+	const struct attach_info *a = &v->attach;
+
+	if (!a->attached) {
+		printf("  owned by triage: every listener of the port belongs to its pools\n");
+		return;
+	}
+	printf("  attached to service pid %d (%s), steered by %s; the service's sockets form pool '%s'%s\n",
+	       a->pid, a->pid_running ? a->command : "no longer running",
+	       strcmp(a->mech, "reuseport") ? "an sk_lookup program (client prefixes only; payload rules choose among triage's pools)" :
+					      "its reuseport group (payload rules)",
+	       a->pool, a->moved ? ", its processes moved into that pool's cgroups" : "");
+	if (strcmp(a->mech, "reuseport"))
+		printf("  sk_lookup: %llu lookups to the service, %llu to triage's pools, %llu with no pool listener, %llu assign errors\n",
+		       (unsigned long long)v->lookup.to_service,
+		       (unsigned long long)v->lookup.to_pools,
+		       (unsigned long long)v->lookup.no_pool_listener,
+		       (unsigned long long)v->lookup.assign_err);
+}
+
+static void json_string(const char *text)
+{
+	putchar('"');
+	for (; *text; text++) {
+		if (*text == '"' || *text == '\\')
+			printf("\\%c", *text);
+		else if ((unsigned char)*text < 0x20)
+			printf("\\u%04x", *text);
+		else
+			putchar(*text);
+	}
+	putchar('"');
+}
+
+static void print_attach_json(const struct port_view *v)
+{
+	const struct attach_info *a = &v->attach;
+
+	if (!a->attached) {
+		printf("\"steering\":\"owned\",\"service\":null,");
+		return;
+	}
+	printf("\"steering\":\"attached\",\"service\":{\"pid\":%d,\"running\":%s,\"command\":",
+	       a->pid, a->pid_running ? "true" : "false");
+	json_string(a->command);
+	printf(",\"mechanism\":\"%s\",\"pool\":\"%s\",\"moved_to_pool\":%s", a->mech, a->pool,
+	       a->moved ? "true" : "false");
+	if (strcmp(a->mech, "reuseport"))
+		printf(",\"lookup\":{\"to_service\":%llu,\"to_pools\":%llu,\"no_pool_listener\":%llu,\"assign_errors\":%llu}",
+		       (unsigned long long)v->lookup.to_service,
+		       (unsigned long long)v->lookup.to_pools,
+		       (unsigned long long)v->lookup.no_pool_listener,
+		       (unsigned long long)v->lookup.assign_err);
+	printf("},");
 }
 
 static double payload_share(const struct triage_steer_stats *s)
@@ -171,6 +238,7 @@ static void print_text(const struct port_view *v)
 	if (v->controller)
 		printf(" (pid %d)", v->controller);
 	printf(", handshake ACKs deferred %llu\n", (unsigned long long)v->defer.acks_dropped);
+	print_attach_text(v);
 	if (v->unattributed.established)
 		printf("  %llu connections went to no pool's listener (a pool had no worker, so the kernel's reuseport hash chose)\n",
 		       (unsigned long long)v->unattributed.established);
@@ -207,10 +275,12 @@ static void print_json(const struct port_view *v, bool first)
 	int i;
 
 	printf("%s{\"port\":%u,\"mode\":\"%s\",\"controller_pid\":%d,\"acks_deferred\":%llu,"
-	       "\"unattributed\":%llu,\"pools\":[", first ? "" : ",", v->port,
+	       "\"unattributed\":%llu,", first ? "" : ",", v->port,
 	       v->conf.mode == TRIAGE_MODE_PAYLOAD ? "payload" : "connection", v->controller,
 	       (unsigned long long)v->defer.acks_dropped,
 	       (unsigned long long)v->unattributed.established);
+	print_attach_json(v);
+	printf("\"pools\":[");
 	for (i = 0; i < v->nr_pools; i++) {
 		pv = &v->pools[i];
 		printf("%s{\"name\":\"%s\",\"workers\":%u,\"active\":%lld,\"established\":%llu,"

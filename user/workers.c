@@ -23,6 +23,7 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
+#include "attach.h"
 #include "controller.h"
 #include "log.h"
 #include "sysutil.h"
@@ -128,6 +129,8 @@ int workers_preflight(struct controller *ctl)
 	int i, err;
 
 	for (i = 0; i < ctl->nr_pools; i++) {
+		if (attach_is_service_pool(ctl, &ctl->pools[i]))
+			continue;
 		err = workers_preflight_pool(ctl, &ctl->pools[i]);
 		if (err)
 			return err;
@@ -203,18 +206,18 @@ static int child_listen(struct controller *ctl, int errfd)
 		struct sockaddr_in6 *a6 = (void *)&ss;
 
 		a6->sin6_family = AF_INET6;
-		a6->sin6_port = htons(cfg->port);
+		a6->sin6_port = htons(attach_listen_port(ctl));
 		memcpy(&a6->sin6_addr, cfg->addr, 16);
 		sslen = sizeof(*a6);
 	} else {
 		struct sockaddr_in *a4 = (void *)&ss;
 
 		a4->sin_family = AF_INET;
-		a4->sin_port = htons(cfg->port);
+		a4->sin_port = htons(attach_listen_port(ctl));
 		memcpy(&a4->sin_addr, cfg->addr, 4);
 		sslen = sizeof(*a4);
 	}
-	fd = socket(cfg->family, SOCK_STREAM, 0);
+	fd = attach_listener_socket(ctl, cfg->family);
 	if (fd < 0)
 		child_fail(errfd, STAGE_SOCKET);
 	/* SO_REUSEADDR lets listen() succeed while TIME_WAIT sockets remain on the port. */
@@ -363,6 +366,8 @@ int workers_start_all(struct controller *ctl)
 
 	for (i = 0; i < ctl->nr_pools; i++) {
 		pool = &ctl->pools[i];
+		if (attach_is_service_pool(ctl, pool))
+			continue;
 		for (j = 0; j < (int)pool->cfg->workers; j++) {
 			pool->workers[j].wanted = true;
 			err = worker_start(ctl, pool, &pool->workers[j]);
