@@ -204,7 +204,7 @@ static void read_signals(struct controller *ctl, struct pool *pool)
 	sc->have_prev = true;
 }
 
-/* What the policy asks for this tick, before the growth cap and the window. */
+/* The worker count the policy recommends this tick, before the growth cap and the window. */
 static __u32 recommend(const struct pool *pool, __u32 cur, char *why, size_t len)
 {
 	const struct pool_scaling *s = &pool->cfg->scaling;
@@ -441,7 +441,7 @@ static void grow(struct controller *ctl, struct pool *pool, __u32 cur, const cha
 	double cpu, mem;
 	char lim[128];
 
-	/* A pool that could not shrink its memory yet still holds its old limit. */
+	/* A pool whose memory limit could not be lowered yet counts with its old limit. */
 	budget_left(ctl, pool, &cpu, &mem);
 	while (to > cur && (cpu_need(pool, to) > cpu + CPU_EPSILON || mem_need(pool, to) > mem))
 		to--;

@@ -154,7 +154,7 @@ static void finish_removal(struct controller *ctl, struct pool *pool)
 	}
 }
 
-/* A removed configured pool comes back when one of its categories sees a connection. */
+/* A removed configured pool comes back when one of its categories gets a connection. */
 static bool demand_returned(struct controller *ctl, struct pool *pool)
 {
 	int ncpu = libbpf_num_possible_cpus(), i, c;
@@ -265,7 +265,7 @@ static void read_counts(struct controller *ctl, struct emerge_state *es, double 
 	struct triage_emerge_key key, next;
 	struct emerge_entry *e;
 	void *prev = NULL;
-	__u64 count;
+	__u64 count, delta;
 	__u32 i, j;
 
 	for (i = 0; i < es->nr; i++)
@@ -279,7 +279,8 @@ static void read_counts(struct controller *ctl, struct emerge_state *es, double 
 		if (!e)
 			continue;
 		/* A key evicted and counted again restarts from its new count. */
-		e->rate = dt > 0 ? (double)(count >= e->count ? count - e->count : count) / dt : 0;
+		delta = count >= e->count ? count - e->count : count;
+		e->rate = dt > 0 ? (double)delta / dt : 0;
 		e->count = count;
 		e->seen = true;
 	}

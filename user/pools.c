@@ -267,7 +267,7 @@ static const char pools_usage[] =
 	"utilization, pressure and last scaling decision, as the running controller\n"
 	"wrote them at its last tick. Without --port, every port with a controller.\n";
 
-/* Prints one port's report; returns 0, or 1 when there is none or it is stale. */
+/* Prints one port's report, with a warning when it is stale; returns 1 when there is none. */
 static int print_report(uint16_t port, bool json)
 {
 	char path[128], line[4096];
