@@ -47,7 +47,7 @@ help:
 	@echo '  unit       run the Criterion unit tests only'
 	@echo '  e2e        run the end-to-end tests only (root)'
 	@echo '  bench      run every benchmark, under 30 minutes (root); writes docs/BENCHMARKS.md'
-	@echo '  bench-quick  run a short smoke pass of the benchmarks, under 3 minutes (root)'
+	@echo '  bench-quick  run a short smoke pass of the benchmarks, under 4 minutes (root)'
 	@echo '  bench-report  regenerate docs/BENCHMARKS.md from the last raw results'
 	@echo '  vmlinux    regenerate vmlinux.h from /sys/kernel/btf/vmlinux'
 	@echo '  clean      remove $(OUT)/'

@@ -778,6 +778,276 @@ def section_controller(results, meta):
     return "\n".join(out)
 
 
+# Scenario 6: autoscale
+
+AUTOSCALE_VARIANTS = ("autoscale", "static-peak", "static-mean")
+AUTOSCALE_SHAPES = ("step", "ramp")
+
+
+def autoscale_capacity_cell(records, variant, path):
+    """Format the median time to the needed capacity, with the rounds that never reached it."""
+    mine = [r for r in records if r["variant"] == variant]
+    if not mine:
+        return "n/a"
+    never = sum(1 for r in mine if not dig(r, "metrics.capacity_reached"))
+    if never == len(mine):
+        return "never"
+    text = fmt_summary(median_range([dig(r, path) for r in mine]))
+    if never:
+        text += f"; never in {never} of {len(mine)} rounds"
+    return text
+
+
+def autoscale_workers_cell(records, variant):
+    mine = [r for r in records if r["variant"] == variant]
+    if not mine:
+        return "n/a"
+    params = mine[0]["params"]
+    if params.get("scaled"):
+        policy = params["policy"]
+        peak = median_range([dig(r, "metrics.max_running") for r in mine])
+        return f"{policy['min']}–{policy['max']}, at most {fmt_summary(peak)}"
+    return fmt(params["start_workers"])
+
+
+AUTOSCALE_COLUMNS = (
+    # label, getter
+    ("over SLO", lambda r: dig(r, "metrics.missed_slo")),
+    ("requests", lambda r: dig(r, "metrics.requests")),
+    ("errors", lambda r: dig(r, "metrics.errors_total")),
+    ("p50 ms", lambda r: dig(r, "metrics.latency_ms.p50")),
+    ("p99 ms", lambda r: dig(r, "metrics.latency_ms.p99")),
+    ("worker-s", lambda r: dig(r, "metrics.worker_seconds")),
+)
+AUTOSCALE_WORKER_S = AUTOSCALE_COLUMNS[-1][1]
+AUTOSCALE_MISSED = AUTOSCALE_COLUMNS[0][1]
+
+
+def autoscale_table(records):
+    variants = variants_in_order(records, AUTOSCALE_VARIANTS)
+    header = (["variant", "cpu workers", "ticks to capacity", "s to capacity",
+               "s below capacity"] + [label for label, _ in AUTOSCALE_COLUMNS]
+              + ["worker-s ÷ static-peak", "worker-s ÷ static-mean", "pool CPU s"])
+    rows = []
+    for variant in variants:
+        cells = [variant, autoscale_workers_cell(records, variant),
+                 autoscale_capacity_cell(records, variant, "metrics.capacity_ticks"),
+                 autoscale_capacity_cell(records, variant, "metrics.capacity_s"),
+                 fmt_summary(summarize(records, variant,
+                                       lambda r: dig(r, "metrics.under_capacity_s")))]
+        cells += [fmt_summary(summarize(records, variant, getter))
+                  for _, getter in AUTOSCALE_COLUMNS]
+        for baseline in ("static-peak", "static-mean"):
+            cells.append("–" if variant == baseline else fmt_summary(
+                summarize_ratio(records, variant, baseline, AUTOSCALE_WORKER_S), "×"))
+        cells.append(fmt_summary(summarize(records, variant,
+                                           lambda r: dig(r, "metrics.pool_cpu_seconds"))))
+        rows.append(cells)
+    return table(header, rows)
+
+
+def autoscale_shape_text(params):
+    rates = [segment["rate"] for segment in params["segments"]]
+    lengths = [segment["end_s"] - segment["start_s"] for segment in params["segments"]]
+    needed = [segment["needed"] for segment in params["segments"]]
+    if params["shape"] == "step":
+        return (f"step: {fmt(rates[0])} requests/s for {fmt(lengths[0])} s, "
+                f"{fmt(rates[1])} for {fmt(lengths[1])} s, then {fmt(rates[2])} for "
+                f"{fmt(lengths[2])} s; needed workers {needed[0]}, {needed[1]}, {needed[2]}")
+    return (f"ramp: {', '.join(fmt(rate) for rate in rates)} requests/s, {fmt(lengths[0])} s "
+            f"each; needed workers {', '.join(str(n) for n in needed)}")
+
+
+def autoscale_intro(records):
+    params = records[0]["params"]
+    policy = params["policy"]
+    per = params["cpus_per_worker"]
+    shapes = []
+    for shape in AUTOSCALE_SHAPES:
+        subset = [r for r in records if r["params"]["shape"] == shape]
+        if subset:
+            sizes = {r["variant"]: r["params"]["start_workers"] for r in subset}
+            shapes.append(f"- {autoscale_shape_text(subset[0]['params'])}. Mean "
+                          f"{fmt(subset[0]['params']['mean_rate'])} requests/s, so "
+                          f"`static-peak` has {sizes.get('static-peak', 'n/a')} workers and "
+                          f"`static-mean` {sizes.get('static-mean', 'n/a')}.")
+    return [
+        "## 6. Autoscale", "",
+        f"Open-loop load of `{params['path']}` (Poisson arrivals, a new connection per "
+        "request, latency from the intended start) whose rate changes during the run. "
+        "Several triage-loadgen processes run at once, each from its own start time at its "
+        "own rate, and their arrivals add up to the offered rate of the load shape:", "",
+        *shapes, "",
+        f"Each request uses {params['cpu_ms']:g} ms of CPU time in a worker of the cpu "
+        f"pool, whose CPU limit is {per:g} CPUs per worker. The whole server side runs on "
+        "one CPU, and the light pool (1 worker, no load) is the same in every variant. "
+        "Variants of the cpu pool:", "",
+        f"- `autoscale`: from {policy['min']} to {policy['max']} workers, target CPU "
+        f"utilization {policy['target_cpu_utilization']:g}, `up_factor` "
+        f"{policy['up_factor']:g}, `down_window_s` {policy['down_window_s']:g}, "
+        f"`tick_ms` {params['tick_ms']}. It starts with {policy['min']} worker.",
+        "- `static-peak`: a fixed pool sized for the peak rate.",
+        "- `static-mean`: a fixed pool sized for the time-weighted mean rate.", "",
+        "Both fixed sizes follow the autoscaler's rule, which also gives the needed workers "
+        f"at each moment of the load: the CPU demand (rate × {params['cpu_ms']:g} ms) "
+        f"divided by the CPU that one worker may use at the target ({per:g} × "
+        f"{policy['target_cpu_utilization']:g} CPUs), rounded up. *Ticks to capacity* "
+        "counts the controller's ticks from a rise of the needed workers until the pool "
+        "runs that many, and is the largest over the rises of the shape; *s below "
+        "capacity* is the time of the load during which the pool ran fewer workers than "
+        "needed. *Worker-seconds* is the integral of the pool's running workers, draining "
+        "ones included, over the load; with a fixed CPU limit per worker it also measures "
+        f"the CPU limit granted ({per:g} CPU-seconds per worker-second). Both come from "
+        "the pools report that the controller rewrites every tick and the benchmark reads "
+        "every 20 ms. *Pool CPU s* is the CPU time that the pool used, from the same "
+        "report. A request is *over SLO* when it got no 2xx response within "
+        f"{params['slo_ms']:g} ms of its intended start, so errors count there too. "
+        "Each variant run starts from fresh namespaces, and in each round the variants "
+        "take turns for each shape. The generators' seeds depend on the round only, so "
+        "every variant of a round gets the same arrival times.", "",
+    ]
+
+
+def autoscale_pool_note(records):
+    """Return a note on responses that came from another pool than cpu, if any."""
+    stray = sum(count for r in records
+                for pool, count in (dig(r, "metrics.pools") or {}).items() if pool != "cpu")
+    if not stray:
+        return []
+    hit = sum(1 for r in records
+              if any(pool != "cpu" for pool in (dig(r, "metrics.pools") or {})))
+    return [f"NOTE: in {hit} of {len(records)} measurements, {stray} responses in all came "
+            "from another pool than cpu, by their X-Triage-Pool header.", ""]
+
+
+def autoscale_summary(records, shape):
+    """Return sentences that compare autoscale with both fixed pools in RECORDS."""
+    peak = summarize_ratio(records, "autoscale", "static-peak", AUTOSCALE_WORKER_S)
+    mean = summarize_ratio(records, "autoscale", "static-mean", AUTOSCALE_WORKER_S)
+    missed = {v: summarize(records, v, AUTOSCALE_MISSED) for v in AUTOSCALE_VARIANTS}
+    if peak is None or mean is None or None in missed.values():
+        return []
+    lines = [f"In the {shape}, `autoscale` used {fmt(peak[0])}× the worker-seconds of "
+             f"`static-peak` and {fmt(mean[0])}× those of `static-mean` (medians of the "
+             "per-round ratios). Requests over the SLO: "
+             f"{fmt(missed['autoscale'][0])} against {fmt(missed['static-peak'][0])} for "
+             f"`static-peak` and {fmt(missed['static-mean'][0])} for `static-mean`.",
+             ""]
+    losses = []
+    for peer in ("static-peak", "static-mean"):
+        line = loss_sentence(f"requests over the SLO ({shape})", "autoscale", peer,
+                             missed["autoscale"], missed[peer], "", False)
+        if line:
+            losses.append(line)
+        line = loss_sentence(f"worker-seconds ({shape})", "autoscale", peer,
+                             summarize(records, "autoscale", AUTOSCALE_WORKER_S),
+                             summarize(records, peer, AUTOSCALE_WORKER_S), "", False)
+        if line:
+            losses.append(line)
+    if losses:
+        lines += ["Where `autoscale` does worse than a fixed pool:", ""] + losses + [""]
+    return lines
+
+
+def autoscale_decisions(records):
+    """Return a collapsed list of the scaling decisions of each shape's first round."""
+    lines = ["<details><summary>Scaling decisions of the first round, from the pools "
+             "report (seconds from the start of the load)</summary>", ""]
+    for shape in AUTOSCALE_SHAPES:
+        runs = sorted((r for r in records if r["variant"] == "autoscale"
+                       and r["params"]["shape"] == shape), key=lambda r: r["round"])
+        if not runs:
+            continue
+        lines.append(f"{shape}:")
+        lines.append("")
+        decisions = dig(runs[0], "metrics.decisions") or []
+        lines += [f"- {d['t']:.1f} s: {d['text']}" for d in decisions] or ["- none"]
+        lines.append("")
+    return "\n".join(lines + ["</details>"])
+
+
+def section_autoscale(results, meta, plots):
+    records = select(results, "autoscale")
+    if not records:
+        return None
+    out = autoscale_intro(records)
+    out += autoscale_pool_note(records)
+    for shape in AUTOSCALE_SHAPES:
+        subset = [r for r in records if r["params"]["shape"] == shape]
+        if not subset:
+            continue
+        out += [f"### {shape}", "", autoscale_table(subset), ""]
+        out += autoscale_summary(subset, shape)
+    if "autoscale.png" in plots:
+        out += ["![workers and requests over the SLO during the load](bench/autoscale.png)", ""]
+    out += [autoscale_decisions(records), "", disturbed_note(records), "",
+            commands_block(records), ""]
+    return "\n".join(out)
+
+
+def plot_autoscale(records, out_dir, gnuplot):
+    """Write the worker and SLO timelines of the first round and return the file names."""
+    name = "autoscale.png"
+    variants = variants_in_order(records, AUTOSCALE_VARIANTS)
+    panels = []
+    with tempfile.TemporaryDirectory(prefix="triage-bench-plot.") as tmp:
+        for shape in AUTOSCALE_SHAPES:
+            runs = {}
+            for record in sorted(records, key=lambda r: r["round"], reverse=True):
+                if record["params"]["shape"] == shape:
+                    runs[record["variant"]] = record
+            if not runs:
+                continue
+            params = next(iter(runs.values()))["params"]
+            needed = os.path.join(tmp, f"{shape}-needed.dat")
+            with open(needed, "w") as f:
+                for segment in params["segments"]:
+                    f.write(f"{segment['start_s']} {segment['needed']}\n")
+                last = params["segments"][-1]
+                f.write(f"{last['end_s']} {last['needed']}\n")
+            workers = [f"'{needed}' using 1:2 with steps dt 2 lw 2 lc rgb 'gray' "
+                       "title 'needed'"]
+            missed = []
+            for index, variant in enumerate(variants):
+                if variant not in runs:
+                    continue
+                metrics = runs[variant]["metrics"]
+                timeline = os.path.join(tmp, f"{shape}-{index}-workers.dat")
+                with open(timeline, "w") as f:
+                    for point in metrics.get("timeline", []):
+                        if -1 <= point[0] <= params["load_s"] + 1:
+                            f.write(f"{point[0]} {point[1]}\n")
+                per_second = os.path.join(tmp, f"{shape}-{index}-missed.dat")
+                with open(per_second, "w") as f:
+                    for second, (_, count) in enumerate(metrics.get("per_second", [])):
+                        f.write(f"{second + 0.5} {count}\n")
+                workers.append(f"'{timeline}' using 1:2 with steps lw 2 lc {index + 1} "
+                               f"title '{variant}'")
+                missed.append(f"'{per_second}' using 1:2 with linespoints lw 2 lc {index + 1} "
+                              f"title '{variant}'")
+            panels.append((shape, params, workers, missed))
+        if not panels:
+            return []
+        script = ["set terminal pngcairo size 1100,760 font ',10'",
+                  f"set output '{os.path.join(out_dir, name)}'",
+                  f"set multiplot layout 2,{len(panels)} columnsfirst "
+                  "title 'Scenario 6, first round: running cpu workers (top) and requests "
+                  "over the SLO per second (bottom)'",
+                  "set grid", "set key top left", "set xlabel 'seconds from the start of the load'"]
+        for shape, params, workers, missed in panels:
+            script += [f"set title '{shape}'", "set ylabel 'running workers'",
+                       f"set yrange [0:{params['policy']['max'] + 1}]",
+                       f"set xrange [-1:{params['load_s'] + 1}]",
+                       "plot " + ", \\\n     ".join(workers),
+                       f"set title '{shape}'",
+                       f"set ylabel 'requests over {fmt(params['slo_ms'])} ms per second'",
+                       "set yrange [0:*]",
+                       "plot " + ", \\\n     ".join(missed)]
+        script.append("unset multiplot")
+        subprocess.run([gnuplot], input="\n".join(script), text=True, check=True)
+    return [name]
+
+
 # The document
 
 
@@ -830,8 +1100,8 @@ def method_section(meta):
         "during it; each scenario states how many measurements that disturbed.",
         "- Raw data: `build/bench/results.jsonl` (one JSON object per measurement, with "
         "the exact client and server commands) and `build/bench/meta.json`. The rendered "
-        "configurations are in `build/bench/configs/`, made from "
-        "`scripts/bench/configs/triage.yaml.in` and `scripts/bench/peers/`.",
+        "configurations are in `build/bench/configs/`, made from the templates in "
+        "`scripts/bench/configs/` and `scripts/bench/peers/`.",
         "",
     ])
 
@@ -849,10 +1119,11 @@ def render(meta, results, plots):
     ]
     for section in (section_steering(results, meta), section_isolation(results, meta, plots),
                     section_churn(results, meta), section_large(results, meta),
-                    section_controller(results, meta)):
+                    section_controller(results, meta),
+                    section_autoscale(results, meta, plots)):
         if section:
             sections.append(section)
-    missing = [s for s in ("steering", "isolation", "churn", "large", "controller")
+    missing = [s for s in ("steering", "isolation", "churn", "large", "controller", "autoscale")
                if not select(results, s)]
     if missing:
         sections += ["## Not run", "",
@@ -862,15 +1133,21 @@ def render(meta, results, plots):
 
 def make_plots(results, out_dir):
     gnuplot = shutil.which("gnuplot")
-    records = select(results, "isolation")
-    if not records:
+    isolation = select(results, "isolation")
+    autoscale = select(results, "autoscale")
+    if not isolation and not autoscale:
         return []
     if not gnuplot:
         print("report.py: gnuplot not found, so the report has no plots; install "
               "gnuplot-nox", file=sys.stderr)
         return []
     os.makedirs(out_dir, exist_ok=True)
-    return plot_isolation(records, out_dir, gnuplot)
+    written = []
+    if isolation:
+        written += plot_isolation(isolation, out_dir, gnuplot)
+    if autoscale:
+        written += plot_autoscale(autoscale, out_dir, gnuplot)
+    return written
 
 
 def main():

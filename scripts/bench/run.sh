@@ -2,14 +2,14 @@
 # SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 #
 # Runs the triage benchmarks as root from a built tree: `sudo make bench`
-# (full, under 30 minutes) or `sudo make bench-quick` (a smoke pass, under 3
+# (full, under 30 minutes) or `sudo make bench-quick` (a smoke pass, under 4
 # minutes), or directly:
 #
 #   scripts/bench/run.sh full|quick [SCENARIO...]
 #
-# SCENARIO is any of steering, isolation, churn, large, controller (all by
-# default). Each scenario runs its variants interleaved, one variant after
-# the other in every round. Every measurement is appended as one JSON line
+# SCENARIO is any of steering, isolation, churn, large, controller,
+# autoscale (all by default). Each scenario runs its variants interleaved,
+# one variant after the other in every round. Every measurement is appended as one JSON line
 # to build/bench/results.jsonl, the machine and versions go to
 # build/bench/meta.json, and at the end scripts/bench/report.py writes
 # docs/BENCHMARKS.md and the plots in docs/bench/. The results of the
@@ -28,12 +28,16 @@ source "$BENCH_DIR/churn.sh"
 source "$BENCH_DIR/large.sh"
 # shellcheck source=scripts/bench/controller.sh
 source "$BENCH_DIR/controller.sh"
+# shellcheck source=scripts/bench/autoscale.sh
+source "$BENCH_DIR/autoscale.sh"
 
-readonly ALL_SCENARIOS=(steering isolation churn large controller)
+readonly ALL_SCENARIOS=(steering isolation churn large controller autoscale)
 
 # Sets the rounds and durations of MODE. On the 2-CPU VM this was written
 # on, `make bench` took about 20 minutes and `make bench-quick` about 2,
-# start-ups, stops and waits for a quiet host included.
+# start-ups, stops and waits for a quiet host included, before the autoscale
+# scenario came. That scenario took 100 s in quick mode there, and full mode
+# runs it 3 times as long, so it adds an estimated 6 minutes.
 set_parameters() {
 	case $1 in
 	full)
@@ -43,6 +47,8 @@ set_parameters() {
 		CHURN_ROUNDS=5 CHURN_S=4 CHURN_RATE=5000 CHURN_FILL_CONNECTIONS=16000
 		LARGE_ROUNDS=5 LARGE_S=3
 		CONTROLLER_ROUNDS=5 CONTROLLER_S=8 CONTROLLER_IDLE_S=2 CONTROLLER_RATE=2000
+		# Seconds of the step's low, high and low phases, and of each ramp stage.
+		AUTOSCALE_ROUNDS=3 AUTOSCALE_STEP_PHASES=(4 5 5) AUTOSCALE_RAMP_STAGE_S=4
 		QUIET_BUDGET_S=180
 		;;
 	quick)
@@ -52,6 +58,7 @@ set_parameters() {
 		CHURN_ROUNDS=1 CHURN_S=2 CHURN_RATE=5000 CHURN_FILL_CONNECTIONS=16000
 		LARGE_ROUNDS=1 LARGE_S=2
 		CONTROLLER_ROUNDS=1 CONTROLLER_S=5 CONTROLLER_IDLE_S=1 CONTROLLER_RATE=2000
+		AUTOSCALE_ROUNDS=1 AUTOSCALE_STEP_PHASES=(3 4 4) AUTOSCALE_RAMP_STAGE_S=3
 		QUIET_BUDGET_S=20
 		;;
 	*)
@@ -148,7 +155,10 @@ parameters_json() {
 		--argjson churn_rate "$CHURN_RATE" \
 		--argjson large_rounds "$LARGE_ROUNDS" --argjson large_s "$LARGE_S" \
 		--argjson controller_rounds "$CONTROLLER_ROUNDS" --argjson controller_s "$CONTROLLER_S" \
-		--argjson controller_rate "$CONTROLLER_RATE" '
+		--argjson controller_rate "$CONTROLLER_RATE" \
+		--argjson autoscale_rounds "$AUTOSCALE_ROUNDS" \
+		--arg autoscale_step_phases "${AUTOSCALE_STEP_PHASES[*]}" \
+		--argjson autoscale_ramp_stage_s "$AUTOSCALE_RAMP_STAGE_S" '
 		{steering: {rounds: $steering_rounds, duration_s: $steering_s},
 		 isolation: {rounds: $isolation_rounds, duration_s: $isolation_s,
 			     warmup_s: $isolation_warmup_s,
@@ -156,7 +166,10 @@ parameters_json() {
 		 churn: {rounds: $churn_rounds, duration_s: $churn_s, rate: $churn_rate},
 		 large: {rounds: $large_rounds, duration_s: $large_s},
 		 controller: {rounds: $controller_rounds, duration_s: $controller_s,
-			      rate: $controller_rate}}'
+			      rate: $controller_rate},
+		 autoscale: {rounds: $autoscale_rounds,
+			     step_phases_s: ($autoscale_step_phases | split(" ") | map(tonumber)),
+			     ramp_stage_s: $autoscale_ramp_stage_s}}'
 }
 
 main() {
