@@ -25,6 +25,8 @@
 #include "log.h"
 #include "triage.skel.h"
 
+/* Share of its CPU limit at which a pool counts as held at the limit. */
+#define SATURATED	0.95
 /* Allowance for the rounding of CPU figures in budget sums. */
 #define CPU_EPSILON	1e-6
 
@@ -210,6 +212,7 @@ static __u32 recommend(const struct pool *pool, __u32 cur, char *why, size_t len
 	const struct pool_scaling *s = &pool->cfg->scaling;
 	const struct pool_metrics *m = &pool->m;
 	double want;
+	size_t n;
 
 	if (s->target == SCALE_CPU) {
 		double limit = m->cpu_limit > 0 ? m->cpu_limit : cur;
@@ -218,6 +221,15 @@ static __u32 recommend(const struct pool *pool, __u32 cur, char *why, size_t len
 		want = ceil(cur * util / s->target_value - 1e-9);
 		snprintf(why, len, "CPU %.2f of %.2f allowed (%.0f%%), target %.0f%%",
 			 m->cpu_usage, limit, util * 100, s->target_value * 100);
+		/*
+		 * Use cannot rise above the limit, so a pool at its limit hides how
+		 * much more it needs: grow it by the whole factor instead.
+		 */
+		if (util >= SATURATED && want < ceil(cur * s->up_factor - 1e-9)) {
+			want = ceil(cur * s->up_factor - 1e-9);
+			n = strlen(why);
+			snprintf(why + n, len - n, "; at its limit, so up to x%g", s->up_factor);
+		}
 	} else {
 		/* Queued connections are counted as active: they are established already. */
 		want = ceil((double)m->active / s->target_value - 1e-9);
