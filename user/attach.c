@@ -10,6 +10,7 @@
 #include <getopt.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,6 +47,34 @@ struct proc_socks {
 	int fd[1024];
 	int n;
 };
+
+/* Buffer that attach_error() copies messages to during a request over the control socket. */
+static char *capture_buf;
+static size_t capture_len;
+
+void attach_capture(char *buf, size_t len)
+{
+	capture_buf = buf;
+	capture_len = buf ? len : 0;
+	if (buf && len)
+		buf[0] = '\0';
+}
+
+void attach_error(const char *fmt, ...)
+{
+	char msg[1024];
+	size_t used;
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	pr_err("%s", msg);
+	if (!capture_buf)
+		return;
+	used = strlen(capture_buf);
+	snprintf(capture_buf + used, capture_len - used, "%s%s", used ? "\n" : "", msg);
+}
 
 static int proc_socket_inodes(pid_t pid, struct proc_socks *ps)
 {
@@ -187,8 +216,8 @@ static int report_denied(const struct controller *ctl, pid_t pid, const char *co
 		snprintf(cause, sizeof(cause),
 			 "triage has CAP_SYS_PTRACE%s%s, so a security module (SELinux, AppArmor) or a non-dumpable process denied it; check the audit log",
 			 scope[0] ? " and Yama's kernel.yama.ptrace_scope is " : "", scope);
-	pr_err("port %u: process %d (%s): %s denied: pidfd_getfd() needs ptrace access to the process; cause: %s",
-	       ctl->cfg->port, pid, comm, step, cause);
+	attach_error("port %u: process %d (%s): %s denied: pidfd_getfd() needs ptrace access to the process; cause: %s",
+		     ctl->cfg->port, pid, comm, step, cause);
 	return -EPERM;
 }
 
@@ -199,8 +228,8 @@ static int check_process(const struct controller *ctl, struct attach *at)
 	struct stat st;
 
 	if (!proc_alive(at->pid)) {
-		pr_err("port %u: process %d: no such process; pass the pid of the running service, for example from 'ss -tlnp sport = :%u'",
-		       port, at->pid, port);
+		attach_error("port %u: process %d: no such process; pass the pid of the running service, for example from 'ss -tlnp sport = :%u'",
+			     port, at->pid, port);
 		return -ESRCH;
 	}
 	at->start_time = proc_start_time(at->pid);
@@ -210,13 +239,14 @@ static int check_process(const struct controller *ctl, struct attach *at)
 	if (stat(path, &st)) {
 		if (errno == EACCES || errno == EPERM)
 			return report_denied(ctl, at->pid, at->comm, "reading its network namespace");
-		pr_err("port %u: process %d (%s): cannot read %s: %s", port, at->pid, at->comm, path,
-		       strerror(errno));
+		attach_error("port %u: process %d (%s): cannot read %s: %s", port, at->pid, at->comm, path,
+			     strerror(errno));
 		return -errno;
 	}
 	if (st.st_ino != netns_inode()) {
-		pr_err("port %u: process %d (%s) lives in network namespace net:[%lu], but triage runs in net:[%lu]; run triage in the service's namespace, for example with 'nsenter --net=/proc/%d/ns/net triage attach ...'",
-		       port, at->pid, at->comm, (unsigned long)st.st_ino, netns_inode(), at->pid);
+		attach_error("port %u: process %d (%s) lives in network namespace net:[%lu], but triage runs in net:[%lu]; run triage in the service's namespace, for example with 'nsenter --net=/proc/%d/ns/net triage attach ...'",
+			     port, at->pid, at->comm, (unsigned long)st.st_ino, netns_inode(),
+			     at->pid);
 		return -EXDEV;
 	}
 	return 0;
@@ -235,17 +265,17 @@ static int report_no_listener(const struct controller *ctl, const struct attach 
 	for (i = 0; i < ps->n; i++)
 		for (t = 0; t < 2; t++)
 			if (!inet_lookup(at->pid, udp[t], ps->inode[i], &e) && e.port == port) {
-				pr_err("port %u: process %d (%s) has a UDP socket on port %u (fd %d), not a TCP listener; triage attach takes over TCP listeners only",
-				       port, at->pid, at->comm, port, ps->fd[i]);
+				attach_error("port %u: process %d (%s) has a UDP socket on port %u (fd %d), not a TCP listener; triage attach takes over TCP listeners only",
+					     port, at->pid, at->comm, port, ps->fd[i]);
 				return -EPROTOTYPE;
 			}
 	if (!unix_listener(at->pid, ps, upath, sizeof(upath))) {
-		pr_err("port %u: process %d (%s) has no TCP listener on port %u but listens on the Unix socket %s; triage attach takes over TCP listeners only",
-		       port, at->pid, at->comm, port, upath);
+		attach_error("port %u: process %d (%s) has no TCP listener on port %u but listens on the Unix socket %s; triage attach takes over TCP listeners only",
+			     port, at->pid, at->comm, port, upath);
 		return -EPROTOTYPE;
 	}
-	pr_err("port %u: process %d (%s) has no TCP socket listening on port %u; check the port and the pid with 'ss -tlnp sport = :%u'",
-	       port, at->pid, at->comm, port, port);
+	attach_error("port %u: process %d (%s) has no TCP socket listening on port %u; check the port and the pid with 'ss -tlnp sport = :%u'",
+		     port, at->pid, at->comm, port, port);
 	return -ENOENT;
 }
 
@@ -270,9 +300,9 @@ static int find_listeners(const struct controller *ctl, struct attach *at)
 			    e.port != ctl->cfg->port || e.state != TCP_LISTEN_STATE)
 				continue;
 			if (at->nr_socks == TRIAGE_MAX_WORKERS) {
-				pr_err("port %u: process %d (%s) has more than %d listeners on the port; triage takes at most %d",
-				       ctl->cfg->port, at->pid, at->comm, TRIAGE_MAX_WORKERS,
-				       TRIAGE_MAX_WORKERS);
+				attach_error("port %u: process %d (%s) has more than %d listeners on the port; triage takes at most %d",
+					     ctl->cfg->port, at->pid, at->comm, TRIAGE_MAX_WORKERS,
+					     TRIAGE_MAX_WORKERS);
 				err = -E2BIG;
 				break;
 			}
@@ -294,8 +324,8 @@ static int take_duplicates(const struct controller *ctl, struct attach *at)
 	pidfd = syscall(SYS_pidfd_open, at->pid, 0);
 	if (pidfd < 0) {
 		err = -errno;
-		pr_err("port %u: process %d (%s): pidfd_open() failed: %s", ctl->cfg->port,
-		       at->pid, at->comm, strerror(errno));
+		attach_error("port %u: process %d (%s): pidfd_open() failed: %s", ctl->cfg->port,
+			     at->pid, at->comm, strerror(errno));
 		return err;
 	}
 	for (i = 0; i < at->nr_socks && !err; i++) {
@@ -308,9 +338,9 @@ static int take_duplicates(const struct controller *ctl, struct attach *at)
 		if (err == -EPERM)
 			report_denied(ctl, at->pid, at->comm, "pidfd_getfd()");
 		else
-			pr_err("port %u: process %d (%s): pidfd_getfd() of fd %d failed: %s",
-			       ctl->cfg->port, at->pid, at->comm, at->socks[i].target_fd,
-			       strerror(-err));
+			attach_error("port %u: process %d (%s): pidfd_getfd() of fd %d failed: %s",
+				     ctl->cfg->port, at->pid, at->comm, at->socks[i].target_fd,
+				     strerror(-err));
 	}
 	close(pidfd);
 	return err;
@@ -328,12 +358,14 @@ static int sockopt_int(int fd, int level, int name)
 
 /*
  * Checks each duplicate again (the process may have replaced a descriptor
- * since /proc was read) and takes family and address from the first one.
+ * since /proc was read), checks that all are bound alike, sets the mechanism
+ * and returns the first one's address in FIRST.
  */
-static int check_duplicates(struct controller *ctl, struct attach *at)
+static int verify_duplicates(const struct controller *ctl, struct attach *at,
+			     struct sockaddr_storage *first)
 {
-	struct config *cfg = ctl->cfg;
-	struct sockaddr_storage ss, first;
+	unsigned int port = ctl->cfg->port;
+	struct sockaddr_storage ss;
 	socklen_t len, first_len = 0;
 	int i, fd, reuse, reuse_first = -1;
 	struct stat st;
@@ -345,34 +377,196 @@ static int check_duplicates(struct controller *ctl, struct attach *at)
 		    sockopt_int(fd, SOL_SOCKET, SO_PROTOCOL) != IPPROTO_TCP ||
 		    sockopt_int(fd, SOL_SOCKET, SO_ACCEPTCONN) != 1 ||
 		    getsockname(fd, (struct sockaddr *)&ss, &len)) {
-			pr_err("port %u: process %d (%s): fd %d is no longer the TCP listener seen in /proc; the service changed its sockets meanwhile, so try again",
-			       cfg->port, at->pid, at->comm, at->socks[i].target_fd);
+			attach_error("port %u: process %d (%s): fd %d is no longer the TCP listener seen in /proc; the service changed its sockets meanwhile, so try again",
+				     port, at->pid, at->comm, at->socks[i].target_fd);
 			return -EAGAIN;
 		}
 		reuse = sockopt_int(fd, SOL_SOCKET, SO_REUSEPORT) > 0;
 		if (i == 0) {
-			first = ss;
+			*first = ss;
 			first_len = len;
 			reuse_first = reuse;
 			continue;
 		}
-		if (len != first_len || memcmp(&ss, &first, len) || reuse != reuse_first) {
-			pr_err("port %u: process %d (%s): its listeners on the port differ in address or SO_REUSEPORT (fd %d and fd %d); triage attaches to listeners of one address",
-			       cfg->port, at->pid, at->comm, at->socks[0].target_fd,
-			       at->socks[i].target_fd);
+		if (len != first_len || memcmp(&ss, first, len) || reuse != reuse_first) {
+			attach_error("port %u: process %d (%s): its listeners on the port differ in address or SO_REUSEPORT (fd %d and fd %d); triage attaches to listeners of one address",
+				     port, at->pid, at->comm, at->socks[0].target_fd,
+				     at->socks[i].target_fd);
 			return -EINVAL;
 		}
 	}
 	at->mech = reuse_first ? ATTACH_REUSEPORT : ATTACH_SK_LOOKUP;
-	cfg->family = first.ss_family;
-	if (cfg->family == AF_INET6) {
-		memcpy(cfg->addr, &((struct sockaddr_in6 *)&first)->sin6_addr, 16);
+	if (first->ss_family == AF_INET6)
 		at->v6only = sockopt_int(at->socks[0].fd, IPPROTO_IPV6, IPV6_V6ONLY) > 0;
-	} else {
+	return 0;
+}
+
+/* Takes family and address of the port from the service's first listener. */
+static int check_duplicates(struct controller *ctl, struct attach *at)
+{
+	struct config *cfg = ctl->cfg;
+	struct sockaddr_storage first;
+	int err;
+
+	err = verify_duplicates(ctl, at, &first);
+	if (err)
+		return err;
+	cfg->family = first.ss_family;
+	if (cfg->family == AF_INET6)
+		memcpy(cfg->addr, &((struct sockaddr_in6 *)&first)->sin6_addr, 16);
+	else
 		memcpy(cfg->addr, &((struct sockaddr_in *)&first)->sin_addr, 4);
-	}
 	inet_ntop(cfg->family, cfg->addr, cfg->addr_text, sizeof(cfg->addr_text));
 	return 0;
+}
+
+/*
+ * What decides the reuseport group that a listener joins: the kernel puts
+ * listeners with SO_REUSEPORT in one group when family, address, port,
+ * bound device, IPV6_V6ONLY and socket owner are all equal.
+ */
+struct group_key {
+	int family;
+	unsigned char addr[16];
+	unsigned int port;
+	uid_t uid;
+	int ifindex;
+	int v6only;
+	char text[96];			/* "ADDR:PORT as uid U", for messages */
+};
+
+static int read_group_key(int fd, struct group_key *k)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+	char addr[INET6_ADDRSTRLEN];
+	struct stat st;
+
+	memset(k, 0, sizeof(*k));
+	if (getsockname(fd, (struct sockaddr *)&ss, &len) || fstat(fd, &st))
+		return -errno;
+	k->family = ss.ss_family;
+	if (k->family == AF_INET6) {
+		memcpy(k->addr, &((struct sockaddr_in6 *)&ss)->sin6_addr, 16);
+		k->port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+		k->v6only = sockopt_int(fd, IPPROTO_IPV6, IPV6_V6ONLY) > 0;
+	} else {
+		memcpy(k->addr, &((struct sockaddr_in *)&ss)->sin_addr, 4);
+		k->port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+	}
+	/* A socket's inode belongs to the file-system uid of its creator, as sk_uid does. */
+	k->uid = st.st_uid;
+	k->ifindex = sockopt_int(fd, SOL_SOCKET, SO_BINDTOIFINDEX);
+	if (k->ifindex < 0)
+		k->ifindex = 0;
+	inet_ntop(k->family, k->addr, addr, sizeof(addr));
+	snprintf(k->text, sizeof(k->text), "%s%s%s:%u as uid %u%s%s",
+		 k->family == AF_INET6 ? "[" : "", addr, k->family == AF_INET6 ? "]" : "", k->port,
+		 k->uid, k->ifindex ? ", bound to a device" : "", k->v6only ? ", IPV6_V6ONLY" : "");
+	return 0;
+}
+
+static bool same_group(const struct group_key *a, const struct group_key *b)
+{
+	return a->family == b->family && !memcmp(a->addr, b->addr, sizeof(a->addr)) &&
+	       a->port == b->port && a->uid == b->uid && a->ifindex == b->ifindex &&
+	       a->v6only == b->v6only;
+}
+
+/* Returns a listener that the controller keeps for one of its workers, or -1. */
+static int triage_listener(const struct controller *ctl, const char **pool_name)
+{
+	const struct pool *pool;
+	int i, j;
+
+	for (i = 0; i < ctl->nr_pools; i++) {
+		pool = &ctl->pools[i];
+		for (j = 0; pool->active && j < TRIAGE_MAX_WORKERS; j++)
+			if (pool->workers[j].lfd >= 0) {
+				*pool_name = pool->cfg->name;
+				return pool->workers[j].lfd;
+			}
+	}
+	return -1;
+}
+
+/* Rejects a pid whose listener is one of triage's own, such as a worker's. */
+static int check_not_triage(const struct controller *ctl, const struct attach *at)
+{
+	const struct pool *pool;
+	struct stat st;
+	int i, j, k;
+
+	for (i = 0; i < ctl->nr_pools; i++) {
+		pool = &ctl->pools[i];
+		for (j = 0; j < TRIAGE_MAX_WORKERS; j++) {
+			if (pool->workers[j].lfd < 0 || fstat(pool->workers[j].lfd, &st))
+				continue;
+			for (k = 0; k < at->nr_socks; k++) {
+				if (at->socks[k].inode != st.st_ino)
+					continue;
+				attach_error("port %u: process %d (%s): fd %d is the listener of triage's own pool '%s' (worker %d), not a service's; pass the pid of the service that listens on the port",
+					     ctl->cfg->port, at->pid, at->comm,
+					     at->socks[k].target_fd, pool->cfg->name, j);
+				return -EINVAL;
+			}
+		}
+	}
+	return 0;
+}
+
+/* Checks that the service's listeners share the reuseport group of triage's listeners. */
+static int check_same_group(const struct controller *ctl, const struct attach *at)
+{
+	unsigned int port = ctl->cfg->port;
+	struct group_key svc, ours;
+	const char *pool_name = "";
+	int fd;
+
+	if (at->mech != ATTACH_REUSEPORT) {
+		attach_error("port %u: process %d (%s) listens without SO_REUSEPORT, so its socket cannot be in the reuseport group of triage's listeners, and a running controller attaches only to sockets in that group; restart triage with 'attach: {pid: %d}' in its config, which steers such a socket through an sk_lookup program",
+			     port, at->pid, at->comm, at->pid);
+		return -EOPNOTSUPP;
+	}
+	fd = triage_listener(ctl, &pool_name);
+	if (fd < 0) {
+		attach_error("port %u: no worker of triage listens right now, so the reuseport group of its listeners cannot be compared with the service's sockets; try again when 'triage status --port %u' shows workers",
+			     port, port);
+		return -EAGAIN;
+	}
+	if (read_group_key(at->socks[0].fd, &svc) || read_group_key(fd, &ours)) {
+		attach_error("port %u: failed to read the address and owner of a listener: %s",
+			     port, strerror(errno));
+		return -errno;
+	}
+	if (same_group(&svc, &ours))
+		return 0;
+	attach_error("port %u: process %d (%s) listens on %s, but triage's listeners (pool '%s') listen on %s, so the service's sockets are in another reuseport group, where triage's program cannot select them; bind the service to the same address and port with SO_REUSEPORT as uid %u (for nginx: 'listen ADDRESS:%u reuseport' with its master process as that uid), or restart triage with 'attach: {pid: %d}' in its config",
+		     port, at->pid, at->comm, svc.text, pool_name, ours.text, ours.uid, port,
+		     at->pid);
+	return -EXDEV;
+}
+
+int attach_check_live(struct controller *ctl, struct attach *at)
+{
+	struct sockaddr_storage first;
+	int err;
+
+	err = check_process(ctl, at);
+	if (err == -EXDEV)
+		attach_error("port %u: a running controller attaches only processes of its own network namespace, net:[%lu]",
+			     ctl->cfg->port, netns_inode());
+	if (!err)
+		err = find_listeners(ctl, at);
+	if (!err)
+		err = check_not_triage(ctl, at);
+	if (!err)
+		err = take_duplicates(ctl, at);
+	if (!err)
+		err = verify_duplicates(ctl, at, &first);
+	if (!err)
+		err = check_same_group(ctl, at);
+	return err;
 }
 
 int attach_preflight(struct controller *ctl)
@@ -388,6 +582,7 @@ int attach_preflight(struct controller *ctl)
 	ctl->attach = at;
 	at->pid = ctl->cfg->attach.pid;
 	at->pool = config_pool_index(ctl->cfg, ctl->cfg->attach.pool);
+	at->move_to_pool = ctl->cfg->attach.move_to_pool;
 	at->entry_fd = -1;
 	at->lookup_link_fd = -1;
 	err = check_process(ctl, at);
@@ -414,6 +609,9 @@ bool attach_active(const struct controller *ctl)
 
 bool attach_is_service_pool(const struct controller *ctl, const struct pool *pool)
 {
+	/* A service attached at run time is not in the config. */
+	if (ctl->attach)
+		return ctl->attach->pool == (int)pool->id;
 	return ctl->cfg->attach.pid && !strcmp(pool->cfg->name, ctl->cfg->attach.pool);
 }
 
@@ -466,16 +664,21 @@ void attach_read_info(uint16_t port, struct attach_info *info)
 }
 
 static const char attach_usage[] =
-	"Usage: triage attach --port P --pid PID [--pool NAME] [--move-to-pool] --config FILE [-v]\n"
-	"Runs a controller in the foreground that steers port P, where process PID already\n"
-	"listens, without restarting that process. Its listening sockets become pool NAME\n"
-	"(default: the config's default_pool); the config's other pools start as usual.\n"
-	"SIGINT, SIGTERM or 'triage detach --port P' give the port back to the process.\n"
+	"Usage: triage attach --port P --pid PID [--pool NAME] [--move-to-pool]\n"
+	"                     [--config FILE] [-v]\n"
+	"Steers port P, where process PID already listens, without restarting that process.\n"
+	"Its listening sockets become pool NAME (default: the config's default_pool).\n"
+	"Without --config, the running controller of port P attaches the process: its\n"
+	"sockets must have SO_REUSEPORT and share the group of triage's listeners (same\n"
+	"address, port and socket owner), and the pool's own workers are drained.\n"
+	"With --config, a new controller runs in the foreground and the config's other pools\n"
+	"start as usual; it is rejected while a controller of port P runs.\n"
+	"'triage detach --port P' gives the port back to the process.\n"
 	"  -p, --port P          the service's TCP port; must equal 'port' in the config\n"
 	"  -P, --pid PID         a process that holds the service's listening sockets\n"
 	"  -n, --pool NAME       the pool that the service's sockets form\n"
 	"  -m, --move-to-pool    move the service's processes into that pool's cgroups\n"
-	"  -c, --config FILE     YAML configuration\n"
+	"  -c, --config FILE     YAML configuration of a new controller\n"
 	"  -v, --verbose         also log debug messages\n";
 
 static int parse_number(const char *what, const char *text, long max, long *out)
@@ -525,13 +728,39 @@ static int parse_attach_args(int argc, char **argv, struct attach_config *cli, l
 			return fputs(attach_usage, stderr), 2;
 	}
 	cli->pid = (int)pid;
-	if (!*port || !pid || !*file || optind != argc) {
+	if (!*port || !pid || optind != argc) {
 		fprintf(stderr, "triage: %s\n%s", optind != argc ? "unexpected argument" :
-			!*port ? "missing --port P" : !pid ? "missing --pid PID" :
-			"missing --config FILE", attach_usage);
+			!*port ? "missing --port P" : "missing --pid PID", attach_usage);
 		return 2;
 	}
 	return 0;
+}
+
+/*
+ * Handles the cases that start no controller: a request to the running one,
+ * and the errors. Returns the exit status, or -1 to start a new controller.
+ */
+static int attach_route(long port, pid_t running, const struct attach_config *cli,
+			const char *file)
+{
+	if (geteuid() != 0) {
+		fprintf(stderr, "triage: 'triage attach' must run as root, since it takes over another process's sockets; try: sudo triage attach ...\n");
+		return 1;
+	}
+	if (running && file) {
+		fprintf(stderr, "triage: port %ld: triage pid %d already steers it, and --config starts a controller of its own; leave out --config to attach through the running controller ('triage attach --port %ld --pid %d'), or stop it with 'triage detach --port %ld' and attach again\n",
+			port, running, port, cli->pid, port);
+		return 1;
+	}
+	if (running)
+		return attach_ctl_request((uint16_t)port, running, cli->pid, cli->pool,
+					  cli->move_to_pool);
+	if (!file) {
+		fprintf(stderr, "triage: port %ld: no triage controller runs for it, so there is none to attach through; start one with 'triage run --config FILE' and attach again, or pass --config FILE to start a controller that attaches at once\n",
+			port);
+		return 1;
+	}
+	return -1;
 }
 
 int cmd_attach(int argc, char **argv)
@@ -555,11 +784,10 @@ int cmd_attach(int argc, char **argv)
 	if (verbose)
 		log_threshold = LOG_LVL_DEBUG;
 	running = state_live_controller((uint16_t)port);
-	if (running) {
-		fprintf(stderr, "triage: port %ld: triage pid %d already steers it, and 'triage attach' starts a controller of its own; stop that one with 'triage detach --port %ld', then attach again, or add an 'attach' section to its config and restart it\n",
-			port, running, port);
+	ret = attach_route(port, running, &cli, file);
+	if (ret >= 0) {
 		free(cfg);
-		return 1;
+		return ret;
 	}
 	ret = config_load_attach(file, &cli, cfg, err, sizeof(err));
 	if (ret) {

@@ -43,6 +43,8 @@ struct attach {
 	int v6only;			/* IPV6_V6ONLY of an AF_INET6 service socket */
 	struct service_sock socks[TRIAGE_MAX_WORKERS];
 	int nr_socks;
+	bool move_to_pool;		/* move the service's processes into the pool's cgroups */
+	bool in_array;			/* the sockets' slots are in the socket array */
 	/* sk_lookup mechanism only */
 	int entry_fd;			/* entry socket of triage's group, -1 when closed */
 	uint16_t group_port;		/* port of triage's group */
@@ -68,6 +70,14 @@ struct attach_info {
  * logged with its cause and the fix. Does nothing when no attach is set.
  */
 int attach_preflight(struct controller *ctl);
+/*
+ * Logs an error of an attach and, while a capture buffer is set, also
+ * appends it there, so a request over the control socket gets the message.
+ */
+void attach_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Sets the buffer that attach_error() appends to, or stops with BUF NULL. */
+void attach_capture(char *buf, size_t len);
+
 /* Returns true when the port belongs to a running service that triage attached to. */
 bool attach_active(const struct controller *ctl);
 /* Returns true for the pool that the service's own sockets form: it has no workers. */
@@ -78,6 +88,32 @@ bool attach_is_service_pool(const struct controller *ctl, const struct pool *poo
  * is recorded first, so state_undo() removes it.
  */
 int attach_setup(struct controller *ctl);
+/*
+ * Runs the checks of an attach to a running controller on AT, whose pid is
+ * set: the process, its listeners on the port, their duplicates, and that
+ * they share the reuseport group of triage's listeners. Changes nothing
+ * outside AT, and reports every failure through attach_error().
+ */
+int attach_check_live(struct controller *ctl, struct attach *at);
+/*
+ * Attaches process PID to the running controller: the same checks as at the
+ * start, then the service's sockets, which must be in the reuseport group of
+ * triage's listeners, become the slots of pool POOL ("" = default pool),
+ * whose own workers are drained. Returns 0 with a description of the attach
+ * in REPLY, or a negative errno with the error messages in REPLY and nothing
+ * changed.
+ */
+int attach_live(struct controller *ctl, pid_t pid, const char *pool, bool move_to_pool,
+		char *reply, size_t len);
+/* Adds the service's slots to VAL when POOL is the service's pool on a reuseport port. */
+void attach_pool_slots(const struct controller *ctl, const struct pool *pool,
+		       struct triage_pool *val);
+/*
+ * Once per tick: when the attached process is gone and no other process holds
+ * its sockets, takes them out of the pool and moves their queued connections
+ * to triage's listeners.
+ */
+void attach_tick(struct controller *ctl);
 /* Sends new connections to the service alone, before the workers stop. */
 void attach_release(struct controller *ctl);
 /* Closes the duplicates and frees the attach state. */
@@ -91,6 +127,24 @@ void attach_close(struct controller *ctl);
 int attach_listener_socket(const struct controller *ctl, int family);
 /* Returns the port that workers bind: the service's port, or triage's group port. */
 uint16_t attach_listen_port(const struct controller *ctl);
+
+/*
+ * Creates the control socket STATE_DIR/<port>.ctl (mode 0600), through which
+ * 'triage attach' without --config attaches a service to this controller.
+ * Records it first, so the undo of the record removes it.
+ */
+int attach_ctl_open(struct controller *ctl);
+/* Serves one request on the control socket. Call it when the socket is readable. */
+void attach_ctl_serve(struct controller *ctl);
+void attach_ctl_close(struct controller *ctl);
+/*
+ * Sends an attach request to the controller of PORT, pid CONTROLLER, and
+ * prints its reply. Returns the exit status of 'triage attach': 0 or 1.
+ */
+int attach_ctl_request(uint16_t port, pid_t controller, pid_t pid, const char *pool,
+		       bool move_to_pool);
+/* Removes the control socket file at PATH. Returns 0 or a negative errno. */
+int attach_ctl_remove(const char *path);
 
 /* Undoes one record line that starts with "attach"; other lines return -ENOENT. */
 int attach_undo_line(const char *line);

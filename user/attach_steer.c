@@ -44,45 +44,65 @@ static const char *mech_name(enum attach_mech mech)
 	return mech == ATTACH_REUSEPORT ? "reuseport" : "sk_lookup";
 }
 
-static int publish_service_slots(struct controller *ctl)
+void attach_pool_slots(const struct controller *ctl, const struct pool *pool,
+		       struct triage_pool *val)
 {
-	struct attach *at = ctl->attach;
-	struct triage_pool val = {};
-	__u32 id = at->pool;
+	const struct attach *at = ctl->attach;
 	int i;
 
-	snprintf(val.name, sizeof(val.name), "%s", ctl->cfg->pools[at->pool].name);
-	for (i = 0; i < at->nr_socks; i++)
-		val.slot[val.nr_slots++] = at->socks[i].slot;
-	if (bpf_map_update_elem(bpf_map__fd(ctl->skel->maps.pools), &id, &val, BPF_ANY))
-		return -errno;
+	if (!at || !at->in_array || at->pool != (int)pool->id)
+		return;
+	for (i = 0; i < at->nr_socks && val->nr_slots < TRIAGE_MAX_WORKERS; i++)
+		val->slot[val->nr_slots++] = at->socks[i].slot;
+}
+
+/* Puts the service's sockets in the socket array at their slots, and undoes that on error. */
+static int put_service_socks(struct controller *ctl)
+{
+	struct attach *at = ctl->attach;
+	int socks_fd = bpf_map__fd(ctl->skel->maps.socks);
+	__u64 value;
+	int i, err;
+
+	for (i = 0; i < at->nr_socks; i++) {
+		value = at->socks[i].fd;
+		if (!bpf_map_update_elem(socks_fd, &at->socks[i].slot, &value, BPF_ANY))
+			continue;
+		err = -errno;
+		attach_error("port %u: failed to put the service's fd %d in the socket array at slot %u: %s; another program may hold the socket (sk_user_data in use)",
+			     ctl->cfg->port, at->socks[i].target_fd, at->socks[i].slot,
+			     strerror(-err));
+		while (--i >= 0)
+			bpf_map_delete_elem(socks_fd, &at->socks[i].slot);
+		return err;
+	}
+	at->in_array = true;
 	return 0;
+}
+
+static void remove_service_socks(struct controller *ctl)
+{
+	struct attach *at = ctl->attach;
+	int i;
+
+	at->in_array = false;
+	for (i = 0; i < at->nr_socks; i++)
+		bpf_map_delete_elem(bpf_map__fd(ctl->skel->maps.socks), &at->socks[i].slot);
 }
 
 static int join_reuseport_group(struct controller *ctl)
 {
 	struct attach *at = ctl->attach;
-	int socks_fd = bpf_map__fd(ctl->skel->maps.socks);
 	int prog_fd = bpf_program__fd(ctl->skel->progs.triage_select);
-	__u64 value;
 	int i, err;
 
-	for (i = 0; i < at->nr_socks; i++) {
+	for (i = 0; i < at->nr_socks; i++)
 		at->socks[i].slot = at->pool * TRIAGE_MAX_WORKERS + i;
-		value = at->socks[i].fd;
-		if (bpf_map_update_elem(socks_fd, &at->socks[i].slot, &value, BPF_ANY)) {
-			err = -errno;
-			pr_err("port %u: failed to put the service's fd %d in the socket array: %s; another program may hold the socket (sk_user_data in use)",
-			       ctl->cfg->port, at->socks[i].target_fd, strerror(-err));
-			return err;
-		}
-	}
-	err = publish_service_slots(ctl);
-	if (err) {
-		pr_err("pool '%s': failed to update the pools map: %s",
-		       ctl->cfg->pools[at->pool].name, strerror(-err));
+	err = put_service_socks(ctl);
+	if (!err)
+		err = port_bpf_publish_pool(ctl, &ctl->pools[at->pool]);
+	if (err)
 		return err;
-	}
 	err = state_add(&ctl->st, "attach-group %d %llu %lu", at->pid, at->start_time,
 			at->socks[0].inode);
 	if (!err && setsockopt(at->socks[0].fd, SOL_SOCKET, SO_ATTACH_REUSEPORT_EBPF, &prog_fd,
@@ -392,25 +412,52 @@ static int service_procs(pid_t root, pid_t *out, int max)
 	return n;
 }
 
+static int undo_moved(const char *line);
+static void attach_free(struct attach *at);
+
+/* Recorded moves of one move_to_pool() call, so that a failed run-time attach undoes them. */
+struct moves {
+	char **lines;
+	int n;
+};
+
+static void moves_free(struct moves *mv)
+{
+	while (mv && mv->n > 0)
+		free(mv->lines[--mv->n]);
+	if (mv)
+		free(mv->lines);
+}
+
 /* Moves one process into DIR (a pool's cgroup folder) after recording where it was. */
 static int move_one(struct controller *ctl, pid_t pid, const char *mount, const char *ctrl,
-		    const char *dir)
+		    const char *dir, struct moves *mv)
 {
-	char rel[512], path[600];
+	char rel[512], path[600], *line, **more;
 	int err;
 
 	err = proc_cgroup_rel(pid, ctrl, rel, sizeof(rel));
 	if (err)
 		return err;
-	err = state_add(&ctl->st, "attach-moved %d %llu %s %s%s", pid, proc_start_time(pid), dir,
-			mount, strcmp(rel, "/") ? rel : "");
+	if (asprintf(&line, "attach-moved %d %llu %s %s%s", pid, proc_start_time(pid), dir,
+		     mount, strcmp(rel, "/") ? rel : "") < 0)
+		return -ENOMEM;
+	err = state_add(&ctl->st, "%s", line);
+	more = err || !mv ? NULL : realloc(mv->lines, (mv->n + 1) * sizeof(*more));
+	if (more) {
+		mv->lines = more;
+		mv->lines[mv->n++] = line;
+	} else {
+		free(line);
+	}
 	if (err)
 		return err;
 	snprintf(path, sizeof(path), "%s/cgroup.procs", dir);
 	return write_file_fmt(path, "%d", pid);
 }
 
-static int move_to_pool(struct controller *ctl)
+/* Moves the service's processes into its pool's cgroups, and notes each move in MV if set. */
+static int move_to_pool(struct controller *ctl, struct moves *mv)
 {
 	struct pool *pool = &ctl->pools[ctl->attach->pool];
 	pid_t pids[MAX_SERVICE_PROCS];
@@ -418,15 +465,15 @@ static int move_to_pool(struct controller *ctl)
 
 	n = service_procs(ctl->attach->pid, pids, MAX_SERVICE_PROCS);
 	for (i = 0; i < n && !err; i++) {
-		err = move_one(ctl, pids[i], ctl->lay.v2_mount, "", pool->cg.v2);
+		err = move_one(ctl, pids[i], ctl->lay.v2_mount, "", pool->cg.v2, mv);
 		for (c = 0; c < CG_NR_CTRL && !err; c++)
 			if (pool->cg.v1[c][0])
 				err = move_one(ctl, pids[i], ctl->lay.v1_mount[c],
 					       c == CG_IO ? "blkio" : cgroup_ctrl_name(c),
-					       pool->cg.v1[c]);
+					       pool->cg.v1[c], mv);
 		if (err)
-			pr_err("pool '%s': failed to move service process %d into its cgroups: %s",
-			       pool->cfg->name, pids[i], strerror(-err));
+			attach_error("pool '%s': failed to move service process %d into its cgroups: %s",
+				     pool->cfg->name, pids[i], strerror(-err));
 	}
 	if (!err)
 		pr_info("pool '%s': moved %d process%s of the service into %s", pool->cfg->name, n,
@@ -442,14 +489,181 @@ int attach_setup(struct controller *ctl)
 	if (!at)
 		return 0;
 	err = state_add(&ctl->st, "attach %d %llu %s %s %d", at->pid, at->start_time,
-			mech_name(at->mech), ctl->cfg->pools[at->pool].name,
-			ctl->cfg->attach.move_to_pool);
+			mech_name(at->mech), ctl->cfg->pools[at->pool].name, at->move_to_pool);
 	/* net.ipv4.tcp_migrate_req is 1 already: controller_start() sets it for every run. */
 	if (!err)
 		err = at->mech == ATTACH_REUSEPORT ? join_reuseport_group(ctl) : setup_lookup(ctl);
-	if (!err && ctl->cfg->attach.move_to_pool)
-		err = move_to_pool(ctl);
+	if (!err && at->move_to_pool)
+		err = move_to_pool(ctl, NULL);
 	return err;
+}
+
+/* Finds the pool that a run-time attach names ("" = the default pool). */
+static int live_pick_pool(struct controller *ctl, const char *name, struct pool **out)
+{
+	unsigned int port = ctl->cfg->port;
+	char names[256] = "";
+	struct pool *pool;
+	int i;
+
+	if (!name[0])
+		name = ctl->cfg->pools[ctl->cfg->default_pool].name;
+	for (i = 0; i < ctl->nr_pools; i++) {
+		pool = &ctl->pools[i];
+		if (pool->active && !pool->emerged)
+			snprintf(names + strlen(names), sizeof(names) - strlen(names), "%s'%s'",
+				 names[0] ? ", " : "", pool->cfg->name);
+		if (!pool->cfg->name[0] || strcmp(pool->cfg->name, name))
+			continue;
+		if (pool->emerged) {
+			attach_error("port %u: pool '%s' was made from a template at run time and is removed when idle; name a pool of the config with --pool",
+				     port, name);
+			return -EINVAL;
+		}
+		if (!pool->active || pool->sc.removing) {
+			attach_error("port %u: pool '%s' is %s after its idle timeout; name another pool with --pool, or restart triage",
+				     port, name, pool->active ? "being removed" : "removed");
+			return -EINVAL;
+		}
+		*out = pool;
+		return 0;
+	}
+	attach_error("port %u: no pool '%s' in the running config; name one of %s with --pool",
+		     port, name, names);
+	return -ENOENT;
+}
+
+/*
+ * Chooses the socket-array slots of the service's sockets among the pool's
+ * slots that no worker uses, from the highest down, since drain_one()
+ * deletes a draining worker's own slot from the array.
+ */
+static int live_pick_slots(struct controller *ctl, struct pool *pool, struct attach *at)
+{
+	const struct worker *w;
+	int i, j = TRIAGE_MAX_WORKERS - 1;
+
+	for (i = 0; i < at->nr_socks; i++, j--) {
+		for (; j >= 0; j--) {
+			w = &pool->workers[j];
+			if (!w->wanted && !w->pid && w->lfd < 0 && w->state == W_IDLE)
+				break;
+		}
+		if (j < 0) {
+			attach_error("port %u: pool '%s' has %d workers, which leaves fewer than the %d free socket-array slots that the service's sockets need; lower the pool's workers and restart triage, or name another pool with --pool",
+				     ctl->cfg->port, pool->cfg->name, workers_alive(pool),
+				     at->nr_socks);
+			return -ENOSPC;
+		}
+		at->socks[i].slot = pool->id * TRIAGE_MAX_WORKERS + j;
+	}
+	return 0;
+}
+
+/* Checks a run-time attach and prepares AT. Changes nothing outside AT. */
+static int live_prepare(struct controller *ctl, pid_t pid, const char *name,
+			struct pool **pool, struct attach *at)
+{
+	const struct attach *cur = ctl->attach;
+	unsigned int port = ctl->cfg->port;
+	int err;
+
+	if (cur) {
+		attach_error("port %u: already attached to process %d (%s), and triage steers one service per port; 'triage detach --port %u' stops this controller and gives the port back",
+			     port, cur->pid, cur->comm, port);
+		return -EBUSY;
+	}
+	if (ctl->stopping) {
+		attach_error("port %u: the controller is stopping", port);
+		return -ESHUTDOWN;
+	}
+	err = live_pick_pool(ctl, name, pool);
+	if (err)
+		return err;
+	at->pid = pid;
+	at->pool = (*pool)->id;
+	at->mech = ATTACH_REUSEPORT;
+	err = attach_check_live(ctl, at);
+	if (!err)
+		err = live_pick_slots(ctl, *pool, at);
+	return err;
+}
+
+/*
+ * Makes the service's sockets the pool's slots. Order: record the group,
+ * move the processes, put the sockets in the array and publish them next to
+ * the pool's workers, record the attach. A failure undoes the steps before.
+ */
+static int live_join(struct controller *ctl, struct pool *pool)
+{
+	struct attach *at = ctl->attach;
+	struct moves mv = {};
+	int err, i;
+
+	err = state_add(&ctl->st, "attach-group %d %llu %lu", at->pid, at->start_time,
+			at->socks[0].inode);
+	if (!err && at->move_to_pool)
+		err = move_to_pool(ctl, &mv);
+	if (!err)
+		err = put_service_socks(ctl);
+	if (!err) {
+		err = port_bpf_publish_pool(ctl, pool);
+		if (err)
+			remove_service_socks(ctl);
+	}
+	/* Last, since 'triage status' shows the port as attached from this line on. */
+	if (!err)
+		err = state_add(&ctl->st, "attach %d %llu %s %s %d", at->pid, at->start_time,
+				mech_name(at->mech), pool->cfg->name, at->move_to_pool);
+	if (err && at->in_array) {
+		remove_service_socks(ctl);
+		port_bpf_publish_pool(ctl, pool);
+	}
+	for (i = mv.n - 1; err && i >= 0; i--)
+		undo_moved(mv.lines[i]);
+	moves_free(&mv);
+	if (err)
+		attach_error("port %u: attaching process %d failed: %s; the steering is unchanged",
+			     ctl->cfg->port, at->pid, strerror(-err));
+	return err;
+}
+
+int attach_live(struct controller *ctl, pid_t pid, const char *name, bool move_to_pool,
+		char *reply, size_t len)
+{
+	struct attach *at = calloc(1, sizeof(*at));
+	struct pool *pool = NULL;
+	int err, drained;
+
+	if (!at)
+		return -ENOMEM;
+	at->move_to_pool = move_to_pool;
+	at->entry_fd = -1;
+	at->lookup_link_fd = -1;
+	attach_capture(reply, len);
+	err = live_prepare(ctl, pid, name, &pool, at);
+	if (!err) {
+		ctl->attach = at;
+		err = live_join(ctl, pool);
+		if (err)
+			ctl->attach = NULL;
+	}
+	attach_capture(NULL, 0);
+	if (err) {
+		attach_free(at);
+		return err;
+	}
+	/* The service's pool is the service's now: triage neither scales nor removes it. */
+	pool->cfg->scaling.enabled = false;
+	pool->cfg->removable = false;
+	drained = workers_drain(ctl, pool, workers_wanted(pool));
+	snprintf(reply, len, "port %u: attached process %d (%s): its %d listening socket%s on %s:%u form pool '%s', steered through the reuseport group of triage's listeners; %d worker%s of pool '%s' drained%s",
+		 ctl->cfg->port, at->pid, at->comm, at->nr_socks, at->nr_socks == 1 ? "" : "s",
+		 ctl->cfg->addr_text, ctl->cfg->port, pool->cfg->name, drained,
+		 drained == 1 ? "" : "s", pool->cfg->name,
+		 at->move_to_pool ? "; the service's processes moved into the pool's cgroups" : "");
+	pr_info("%s", reply);
+	return 0;
 }
 
 void attach_release(struct controller *ctl)
@@ -482,9 +696,8 @@ void attach_release(struct controller *ctl)
 	at->entry_fd = -1;
 }
 
-void attach_close(struct controller *ctl)
+static void attach_free(struct attach *at)
 {
-	struct attach *at = ctl->attach;
 	int i;
 
 	if (!at)
@@ -498,6 +711,11 @@ void attach_close(struct controller *ctl)
 		close(at->lookup_link_fd);
 	lookup_bpf__destroy(at->lookup);
 	free(at);
+}
+
+void attach_close(struct controller *ctl)
+{
+	attach_free(ctl->attach);
 	ctl->attach = NULL;
 }
 
@@ -642,6 +860,8 @@ static int undo_moved(const char *line)
 
 int attach_undo_line(const char *line)
 {
+	if (!strncmp(line, "attach-ctl ", 11))
+		return attach_ctl_remove(line + 11);
 	if (!strncmp(line, "attach-group ", 13))
 		return undo_group(line);
 	if (!strncmp(line, "attach-moved ", 13))
@@ -666,4 +886,86 @@ bool attach_protects_pid(char **lines, int n, pid_t pid)
 			return true;
 	}
 	return false;
+}
+
+/* Returns a process other than this one that holds socket INODE, or 0. */
+static pid_t find_holder(unsigned long inode)
+{
+	char path[64], link[64], want[32];
+	struct dirent *p, *f;
+	pid_t pid, found = 0;
+	DIR *procs, *fds;
+	ssize_t n;
+
+	snprintf(want, sizeof(want), "socket:[%lu]", inode);
+	procs = opendir("/proc");
+	while (procs && !found && (p = readdir(procs))) {
+		pid = atoi(p->d_name);
+		if (pid <= 0 || pid == getpid())
+			continue;
+		snprintf(path, sizeof(path), "/proc/%d/fd", pid);
+		fds = opendir(path);
+		while (fds && !found && (f = readdir(fds))) {
+			snprintf(path, sizeof(path), "/proc/%d/fd/%s", pid, f->d_name);
+			n = readlink(path, link, sizeof(link) - 1);
+			if (n > 0) {
+				link[n] = '\0';
+				if (!strcmp(link, want))
+					found = pid;
+			}
+		}
+		if (fds)
+			closedir(fds);
+	}
+	if (procs)
+		closedir(procs);
+	return found;
+}
+
+/*
+ * The service is gone when no other process holds its sockets: then only
+ * triage's copies keep them listening, and connections would queue there
+ * unanswered. Its slots leave the socket array and the copies are shut down,
+ * so what was queued moves to triage's listeners of the group.
+ */
+static void service_gone(struct controller *ctl)
+{
+	struct attach *at = ctl->attach;
+	int i;
+
+	pr_warn("port %u: process %d (%s) exited and no other process holds its listening sockets; removing them from pool '%s'",
+		ctl->cfg->port, at->pid, at->comm, ctl->cfg->pools[at->pool].name);
+	if (at->in_array) {
+		remove_service_socks(ctl);
+		port_bpf_publish_pool(ctl, &ctl->pools[at->pool]);
+	}
+	for (i = 0; i < at->nr_socks; i++) {
+		if (at->socks[i].fd < 0)
+			continue;
+		shutdown(at->socks[i].fd, SHUT_RD);
+		close(at->socks[i].fd);
+		at->socks[i].fd = -1;
+	}
+	at->nr_socks = 0;
+}
+
+void attach_tick(struct controller *ctl)
+{
+	struct attach *at = ctl->attach;
+	pid_t holder;
+
+	if (!at || !at->nr_socks)
+		return;
+	if (proc_alive(at->pid) && proc_start_time(at->pid) == at->start_time)
+		return;
+	/* A worker of the service may have exited while its parent keeps the sockets. */
+	holder = find_holder(at->socks[0].inode);
+	if (!holder) {
+		service_gone(ctl);
+		return;
+	}
+	pr_info("port %u: process %d exited; process %d still holds the service's sockets, so it is followed instead",
+		ctl->cfg->port, at->pid, holder);
+	at->pid = holder;
+	at->start_time = proc_start_time(holder);
 }

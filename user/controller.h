@@ -111,6 +111,7 @@ struct controller {
 	bool stopping;
 	struct emerge_state *emerge;	/* NULL when the config has no emerge section */
 	struct attach *attach;		/* the running service on the port, NULL if none */
+	int ctl_fd;			/* listening control socket, -1 when closed */
 };
 
 /* Loads the programs, fills and pins the maps. */

@@ -10,6 +10,7 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
+#include "attach.h"
 #include "controller.h"
 #include "log.h"
 #include "sysutil.h"
@@ -147,6 +148,7 @@ int port_bpf_publish_pool(struct controller *ctl, struct pool *pool)
 		if (w->pid > 0 && w->wanted && w->state == W_RUNNING)
 			val.slot[val.nr_slots++] = w->slot;
 	}
+	attach_pool_slots(ctl, pool, &val);
 	if (bpf_map_update_elem(bpf_map__fd(ctl->skel->maps.pools), &pool->id, &val, BPF_ANY)) {
 		pr_err("pool '%s': failed to update the pools map: %s", pool->cfg->name,
 		       strerror(errno));

@@ -267,6 +267,7 @@ static int controller_init(struct controller *ctl, struct config *cfg)
 
 	ctl->cfg = cfg;
 	ctl->sockops_fd = -1;
+	ctl->ctl_fd = -1;
 	ctl->st.fd = -1;
 	ctl->nr_pools = cfg->nr_pools;
 	for (i = 0; i < cfg->nr_pools; i++) {
@@ -365,6 +366,9 @@ static int controller_start(struct controller *ctl)
 		ret = stop_requested();
 	if (!ret)
 		ret = workers_start_all(ctl);
+	/* Last, so that a request never meets a half-started controller. */
+	if (!ret)
+		ret = attach_ctl_open(ctl);
 	if (!ret)
 		ret = stop_requested();
 	return ret;
@@ -407,14 +411,16 @@ static long elapsed_ms(const struct timespec *from, const struct timespec *to)
 /* Returns the signal that ended the loop. */
 static int controller_loop(struct controller *ctl, int sig_fd, int timer_fd)
 {
-	struct pollfd pfd[2] = { { sig_fd, POLLIN, 0 }, { timer_fd, POLLIN, 0 } };
+	struct pollfd pfd[3] = {
+		{ sig_fd, POLLIN, 0 }, { timer_fd, POLLIN, 0 }, { ctl->ctl_fd, POLLIN, 0 },
+	};
 	struct signalfd_siginfo si;
 	struct timespec now, last_tick;
 	uint64_t ticks;
 
 	clock_gettime(CLOCK_MONOTONIC, &last_tick);
 	for (;;) {
-		if (poll(pfd, 2, -1) < 0 && errno != EINTR)
+		if (poll(pfd, 3, -1) < 0 && errno != EINTR)
 			return SIGTERM;
 		while (read(sig_fd, &si, sizeof(si)) == sizeof(si)) {
 			if (si.ssi_signo == SIGCHLD)
@@ -424,6 +430,8 @@ static int controller_loop(struct controller *ctl, int sig_fd, int timer_fd)
 			else
 				return si.ssi_signo;
 		}
+		if (pfd[2].revents & POLLIN)
+			attach_ctl_serve(ctl);
 		if (read(timer_fd, &ticks, sizeof(ticks)) != sizeof(ticks))
 			continue;
 		workers_restart_due(ctl);
@@ -432,6 +440,7 @@ static int controller_loop(struct controller *ctl, int sig_fd, int timer_fd)
 			continue;
 		last_tick = now;
 		/* Idle pools go first, so the autoscaler never sizes a pool about to leave. */
+		attach_tick(ctl);
 		emerge_tick(ctl);
 		autoscale_tick(ctl);
 	}
@@ -441,6 +450,7 @@ static int controller_stop(struct controller *ctl)
 {
 	int ret;
 
+	attach_ctl_close(ctl);
 	attach_release(ctl);
 	workers_stop_all(ctl);
 	pools_report_write(ctl, true);

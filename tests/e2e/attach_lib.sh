@@ -58,7 +58,8 @@ proc_tree() {
 
 # Starts the client in the client namespace against HOST:PORT with TARGETS
 # (PATH@SOURCE, see attach_client.py) and sets CLIENT_PID, CLIENT_LOG and
-# CLIENT_STOP. It stops after 90 s or 30000 requests at the latest.
+# CLIENT_STOP. It stops after 90 s or CLIENT_MAX_REQUESTS (default 30000)
+# requests at the latest.
 client_start() {
 	local host=$1 port=$2
 	shift 2
@@ -69,7 +70,8 @@ client_start() {
 	touch "$CLIENT_LOG"
 	# The client closes first, so its ports wait in TIME_WAIT: let connect() reuse them.
 	in_cli sysctl -qw net.ipv4.tcp_tw_reuse=1
-	in_cli "$PYTHON" "$ATTACH_CLIENT" "$host" "$port" "$CLIENT_STOP" "$CLIENT_LOG" 90 30000 \
+	in_cli "$PYTHON" "$ATTACH_CLIENT" "$host" "$port" "$CLIENT_STOP" "$CLIENT_LOG" 90 \
+		"${CLIENT_MAX_REQUESTS:-30000}" \
 		"$@" &
 	CLIENT_PID=$!
 	defer stop_pid "$CLIENT_PID"
