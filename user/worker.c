@@ -610,15 +610,28 @@ static void handle_mem(const struct request *req, struct response *resp)
 			     strerror(-ret));
 }
 
-/* Returns MAX_BLOB_KB KiB of filler, allocated on the first large response. */
-static const char *blob_data(void)
+/*
+ * Returns filler of at least LEN bytes. The buffer is reserved once for
+ * MAX_BLOB_KB KiB but filled only as far as the largest response so far,
+ * so small bodies cost small memory and a pool's memory limit stays
+ * meaningful.
+ */
+static const char *blob_data(size_t len)
 {
 	static char *blob;
+	static size_t filled;
 
 	if (!blob) {
-		blob = malloc((size_t)MAX_BLOB_KB * 1024);
-		if (blob)
-			memset(blob, 'x', (size_t)MAX_BLOB_KB * 1024);
+		blob = mmap(NULL, (size_t)MAX_BLOB_KB * 1024, PROT_READ | PROT_WRITE,
+			    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		if (blob == MAP_FAILED) {
+			blob = NULL;
+			return NULL;
+		}
+	}
+	if (len > filled) {
+		memset(blob + filled, 'x', len - filled);
+		filled = len;
 	}
 	return blob;
 }
@@ -630,7 +643,7 @@ static void handle_blob(const struct request *req, struct response *resp)
 
 	if (!get_param(req, "kb", MAX_BLOB_KB, &kb, resp))
 		return;
-	if (!blob_data()) {
+	if (!blob_data(kb * 1024)) {
 		set_response(resp, 503, "blob kb=%" PRIu64 ": out of memory\n", kb);
 		return;
 	}
@@ -1054,7 +1067,7 @@ static int queue_response(struct conn *c, const struct response *resp, bool keep
 		     worker.pool, (int)worker.pid, resp->allow ? "Allow: " : "",
 		     resp->allow ? resp->allow : "", resp->allow ? "\r\n" : "", connection);
 	if (out_append(c, hdr, MIN((size_t)n, sizeof(hdr) - 1)) ||
-	    (!head && resp->blob_len && out_append(c, blob_data(), resp->blob_len)) ||
+	    (!head && resp->blob_len && out_append(c, blob_data(resp->blob_len), resp->blob_len)) ||
 	    (!head && !resp->blob_len && out_append(c, resp->body, resp->body_len))) {
 		conn_fail(c, "queueing the response failed", ENOMEM);
 		return -1;
