@@ -145,7 +145,7 @@ int port_bpf_publish_pool(struct controller *ctl, struct pool *pool)
 	/* Only wanted, running workers take new connections; draining ones finish theirs. */
 	for (i = 0; i < TRIAGE_MAX_WORKERS; i++) {
 		w = &pool->workers[i];
-		if (w->pid > 0 && w->wanted && w->state == W_RUNNING)
+		if ((w->pid > 0 && w->wanted && w->state == W_RUNNING) || (w->parked && w->lfd >= 0))
 			val.slot[val.nr_slots++] = w->slot;
 	}
 	attach_pool_slots(ctl, pool, &val);

@@ -10,6 +10,7 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
@@ -298,6 +299,53 @@ static void keep_listener(struct controller *ctl, struct pool *pool, struct work
 			pool->cfg->name, w->slot % TRIAGE_MAX_WORKERS, strerror(errno));
 }
 
+static void log_started(struct controller *ctl, struct pool *pool, struct worker *w)
+{
+	state_add(&ctl->st, "worker %d %s", w->pid, pool->cg.v2);
+	pr_info("pool '%s': worker %u started, pid %d, slot %u, cgroup %s", pool->cfg->name,
+		w->slot % TRIAGE_MAX_WORKERS, w->pid, w->slot, pool->cg.v2);
+}
+
+/*
+ * The new worker's listener took the parked one's place in the socket array.
+ * Shutting the parked listener down now hands what queued on it to the
+ * reuseport program, which finds the new listener in the same pool.
+ */
+static int replace_parked(struct controller *ctl, struct pool *pool, struct worker *w, int fd)
+{
+	int old_fd = w->lfd, queued = 0, err;
+	__u64 old_cookie = w->cookie;
+	struct tcp_info ti;
+	socklen_t len = sizeof(ti);
+
+	if (!getsockopt(old_fd, IPPROTO_TCP, TCP_INFO, &ti, &len))
+		queued = ti.tcpi_unacked;
+	w->parked = false;
+	w->lfd = -1;
+	if (fd >= 0)
+		keep_listener(ctl, pool, w, fd);
+	log_started(ctl, pool, w);
+	err = port_bpf_publish_pool(ctl, pool);
+	shutdown(old_fd, SHUT_RD);
+	close(old_fd);
+	port_bpf_forget_listener(ctl, old_cookie);
+	pr_info("pool '%s': the %d connections queued while it had no worker move to worker %u",
+		pool->cfg->name, queued, w->slot % TRIAGE_MAX_WORKERS);
+	return err;
+}
+
+/* Whether POOL has a running listener other than W's. */
+static bool other_listener(const struct pool *pool, const struct worker *w)
+{
+	int j;
+
+	for (j = 0; j < TRIAGE_MAX_WORKERS; j++)
+		if (&pool->workers[j] != w && pool->workers[j].pid > 0 &&
+		    pool->workers[j].state == W_RUNNING && pool->workers[j].wanted)
+			return true;
+	return false;
+}
+
 static int worker_start(struct controller *ctl, struct pool *pool, struct worker *w)
 {
 	struct spawn_error e;
@@ -335,11 +383,11 @@ static int worker_start(struct controller *ctl, struct pool *pool, struct worker
 	w->state = W_RUNNING;
 	clock_gettime(CLOCK_MONOTONIC, &w->started);
 	w->restart_at.tv_sec = 0;
+	if (w->parked)
+		return replace_parked(ctl, pool, w, fd);
 	if (fd >= 0)
 		keep_listener(ctl, pool, w, fd);
-	state_add(&ctl->st, "worker %d %s", pid, pool->cg.v2);
-	pr_info("pool '%s': worker %u started, pid %d, slot %u, cgroup %s", pool->cfg->name,
-		w->slot % TRIAGE_MAX_WORKERS, pid, w->slot, pool->cg.v2);
+	log_started(ctl, pool, w);
 	return port_bpf_publish_pool(ctl, pool);
 }
 
@@ -439,7 +487,9 @@ static void drain_one(struct controller *ctl, struct pool *pool, struct worker *
 	w->restart_at.tv_sec = 0;
 	if (!w->pid) {
 		w->state = W_IDLE;
+		w->parked = false;
 		port_bpf_publish_pool(ctl, pool);
+		release_listener(ctl, w);
 		return;
 	}
 	w->state = W_DRAINING;
@@ -515,6 +565,42 @@ static void schedule_restart(struct pool *pool, struct worker *w, double lived)
 	w->backoff_ms = w->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : w->backoff_ms * 2;
 }
 
+/* Returns the OOM kills counted in POOL's memory group so far. */
+static unsigned long long oom_kills(const struct pool *pool)
+{
+	bool v1 = pool->cg.v1[CG_MEMORY][0];
+	unsigned long long n = 0;
+	char buf[1024];
+	const char *p;
+
+	if (cgroup_read_file(&pool->cg, CG_MEMORY, v1 ? "memory.oom_control" : "memory.events",
+			     buf, sizeof(buf)))
+		return 0;
+	p = strstr(buf, "oom_kill ");
+	if (p)
+		sscanf(p + strlen("oom_kill "), "%llu", &n);
+	return n;
+}
+
+/*
+ * A worker that the OOM killer ended at its pool's memory limit was killed
+ * by what a request asked for, not by a broken command: it restarts after
+ * the shortest back-off, so the pool is refilled as soon as the request is
+ * gone.
+ */
+static bool killed_by_oom(struct pool *pool, int status)
+{
+	unsigned long long n;
+
+	if (!WIFSIGNALED(status) || WTERMSIG(status) != SIGKILL)
+		return false;
+	n = oom_kills(pool);
+	if (n <= pool->oom_seen)
+		return false;
+	pool->oom_seen = n;
+	return true;
+}
+
 void workers_reap(struct controller *ctl)
 {
 	struct worker *w;
@@ -540,9 +626,15 @@ void workers_reap(struct controller *ctl)
 		 * array and shut it down, so that what was queued for the dead worker
 		 * moves to another listener.
 		 */
-		/* Unpublished first, so the migration picks none of this worker's slot. */
-		port_bpf_publish_pool(ctl, pool);
-		release_listener(ctl, w);
+		if (!ctl->stopping && !drained && w->wanted && w->lfd >= 0 &&
+		    !other_listener(pool, w)) {
+			/* The pool's last listener: it queues until the replacement starts. */
+			w->parked = true;
+		} else {
+			/* Unpublished first, so the migration picks none of this worker's slot. */
+			port_bpf_publish_pool(ctl, pool);
+			release_listener(ctl, w);
+		}
 		if (ctl->stopping)
 			continue;
 		if (drained) {
@@ -550,10 +642,18 @@ void workers_reap(struct controller *ctl)
 				pool->cfg->name, w->slot % TRIAGE_MAX_WORKERS, pid, how, lived);
 			continue;
 		}
-		pr_warn("pool '%s': worker %u (pid %d) exited with %s after %.1f s",
-			pool->cfg->name, w->slot % TRIAGE_MAX_WORKERS, pid, how, lived);
-		if (w->wanted)
-			schedule_restart(pool, w, lived);
+		pr_warn("pool '%s': worker %u (pid %d) exited with %s after %.1f s%s",
+			pool->cfg->name, w->slot % TRIAGE_MAX_WORKERS, pid, how, lived,
+			w->parked ? "; its listener keeps the pool's connections queued until a new worker starts" : "");
+		if (!w->wanted)
+			continue;
+		if (killed_by_oom(pool, status)) {
+			pr_warn("pool '%s': worker %u was killed by the OOM killer at the pool's memory limit (%lld bytes)",
+				pool->cfg->name, w->slot % TRIAGE_MAX_WORKERS,
+				(long long)pool->cfg->limits.memory_max);
+			w->backoff_ms = BACKOFF_MIN_MS;
+		}
+		schedule_restart(pool, w, lived);
 	}
 }
 
