@@ -511,7 +511,7 @@ static bool limit_needs(const struct pool_limits *lim, enum cg_ctrl c)
 	case CG_CPUSET:
 		return lim->cpuset[0];
 	case CG_MEMORY:
-		return lim->memory_max >= 0 || lim->memory_high >= 0;
+		return lim->memory_max >= 0 || lim->memory_high >= 0 || lim->account_memory;
 	case CG_IO:
 		return lim->io_weight || lim->io_max[0];
 	default:

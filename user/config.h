@@ -26,6 +26,11 @@ struct pool_limits {
 	uint32_t io_weight;		/* io.weight, 1..10000, 0 = unset */
 	char io_max[128];		/* io.max line, such as "8:0 rbps=1048576", "" = unset */
 	int64_t pids_max;		/* -1 = unset */
+	/*
+	 * Place the group in the memory controller even without a memory limit,
+	 * so that its usage can be read. Set by the controller, not the file.
+	 */
+	bool account_memory;
 };
 
 /* What a scaled pool sizes itself for. */

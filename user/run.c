@@ -236,6 +236,8 @@ int pool_cgroup_setup(struct controller *ctl, struct pool *pool)
 	int ret;
 
 	snprintf(rel, sizeof(rel), "%u/%s", ctl->cfg->port, pool->cfg->name);
+	/* Every pool reports its memory use, with a limit or without. */
+	pool->cfg->limits.account_memory = true;
 	ret = cgroup_create(&ctl->lay, ctl->cfg->cgroup_root, rel, &pool->cfg->limits,
 			    &pool->cg, err, sizeof(err));
 	if (ret) {
