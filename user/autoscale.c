@@ -276,6 +276,7 @@ static __u32 desired_size(struct pool *pool, __u32 cur, __u32 rec, char *why, si
 	__u32 high = window_max(&pool->sc, s, rec), cap;
 	size_t n = strlen(why);
 
+	pool->sc.wanted = rec > cur ? rec : (high < cur ? high : cur);
 	if (rec > cur) {
 		cap = (__u32)ceil(cur * s->up_factor - 1e-9);
 		if (s->up_step_max && cap > cur + s->up_step_max)
@@ -343,7 +344,7 @@ static void fit_budget(struct controller *ctl)
 		best_score = INFINITY;
 		for (i = 0; i < ctl->nr_pools; i++) {
 			p = &ctl->pools[i];
-			if (!scaled(p) || p->sc.granted >= p->sc.desired)
+			if (!scaled(p) || p->sc.granted >= p->sc.wanted)
 				continue;
 			if (cpu_need(p, p->sc.granted + 1) - cpu_need(p, p->sc.granted) >
 			    cpu_left + CPU_EPSILON ||
@@ -473,12 +474,12 @@ static void report_held_back(struct pool *pool, __u32 before)
 	if (sc->held_back == before)
 		return;
 	if (sc->held_back)
-		pr_warn("pool '%s': held back by the host budget: wants %u workers, granted %u (%u fewer, weight %u)",
-			pool->cfg->name, sc->desired, sc->granted, sc->held_back,
+		pr_warn("pool '%s': held back by the host budget: wants %u workers, the budget grants %u (%u fewer, weight %u)",
+			pool->cfg->name, sc->wanted, sc->share, sc->held_back,
 			pool->cfg->scaling.weight);
 	else
-		pr_info("pool '%s': no longer held back by the host budget (%u workers)",
-			pool->cfg->name, sc->granted);
+		pr_info("pool '%s': no longer held back by the host budget (wants %u workers)",
+			pool->cfg->name, sc->wanted);
 }
 
 void autoscale_tick(struct controller *ctl)
@@ -495,18 +496,27 @@ void autoscale_tick(struct controller *ctl)
 		read_signals(ctl, p);
 		cur[i] = workers_wanted(p);
 		p->sc.desired = cur[i];
+		p->sc.wanted = cur[i];
 		if (!scaled(p))
 			continue;
 		p->sc.recommended = recommend(p, cur[i], why[i], sizeof(why[i]));
 		p->sc.desired = desired_size(p, cur[i], p->sc.recommended, why[i], sizeof(why[i]));
 	}
+	/*
+	 * The budget shares out what the pools want over the window, so a pool
+	 * held back shows its full shortfall; the growth cap then limits how
+	 * much of its share it takes in this tick.
+	 */
 	fit_budget(ctl);
 	for (i = 0; i < ctl->nr_pools; i++) {
 		p = &ctl->pools[i];
 		if (!scaled(p))
 			continue;
 		held = p->sc.held_back;
-		p->sc.held_back = p->sc.desired > p->sc.granted ? p->sc.desired - p->sc.granted : 0;
+		p->sc.share = p->sc.granted;
+		p->sc.held_back = p->sc.wanted > p->sc.share ? p->sc.wanted - p->sc.share : 0;
+		if (p->sc.granted > p->sc.desired)
+			p->sc.granted = p->sc.desired;
 		report_held_back(p, held);
 		if (p->sc.granted < cur[i])
 			shrink(ctl, p, cur[i], why[i]);

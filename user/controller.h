@@ -35,6 +35,12 @@ struct worker {
 	 */
 	int lfd;
 	__u64 cookie;			/* socket cookie of the listener */
+	/*
+	 * The worker died as the last one of its pool: its listener stays in the
+	 * socket array and takes the pool's connections into its queue until a
+	 * new worker starts, so they never spill into another pool.
+	 */
+	bool parked;
 	int restarts;
 	long backoff_ms;
 	struct timespec started;
@@ -71,9 +77,11 @@ struct pool_scaler {
 	struct timespec prev_at;
 	bool have_prev;
 	__u32 recommended;		/* what the policy asked for in the last tick */
+	__u32 wanted;			/* after the stabilization window, before the growth cap */
 	__u32 desired;			/* after the growth cap and the stabilization window */
 	__u32 granted;			/* after the host budget */
-	__u32 held_back;		/* desired - granted */
+	__u32 share;			/* what the host budget grants towards wanted */
+	__u32 held_back;		/* wanted - share: the workers the budget denies */
 	long long bucket_id[SCALE_BUCKETS];
 	__u32 bucket_max[SCALE_BUCKETS];
 	char decision[320];		/* the last change and its reason */
@@ -96,6 +104,7 @@ struct pool {
 	struct worker workers[TRIAGE_MAX_WORKERS];
 	struct pool_metrics m;
 	struct pool_scaler sc;
+	unsigned long long oom_seen;	/* OOM kills of the group when the last worker exited */
 };
 
 struct controller {

@@ -42,10 +42,13 @@ static void json_string(FILE *f, const char *text)
 	fputc('"', f);
 }
 
+/* Writes "KEY": V, or null for a negative V, which marks a figure not available. */
 static void json_number(FILE *f, const char *key, double v, bool last)
 {
 	if (v < 0)
 		fprintf(f, "\"%s\": null%s", key, last ? "" : ", ");
+	else if (v == (double)(long long)v)
+		fprintf(f, "\"%s\": %lld%s", key, (long long)v, last ? "" : ", ");
 	else
 		fprintf(f, "\"%s\": %.3f%s", key, v, last ? "" : ", ");
 }
@@ -82,8 +85,8 @@ static void json_pool(FILE *f, const struct pool *p)
 		p->id, c->removable ? "true" : "false", p->emerged ? "true" : "false",
 		sc->removing ? "true" : "false");
 	fprintf(f, "     \"workers\": {\"current\": %d, \"running\": %d, \"desired\": %u, \"granted\": %u, \"min\": %u, \"max\": %u, \"held_back\": %u, \"scaled\": %s},\n",
-		cur, workers_alive(p), c->scaling.enabled ? sc->desired : (__u32)cur,
-		c->scaling.enabled ? sc->granted : (__u32)cur,
+		cur, workers_alive(p), c->scaling.enabled ? sc->wanted : (__u32)cur,
+		c->scaling.enabled ? sc->share : (__u32)cur,
 		c->scaling.enabled ? c->scaling.min : (__u32)cur,
 		c->scaling.enabled ? c->scaling.max : (__u32)cur, sc->held_back,
 		c->scaling.enabled ? "true" : "false");
@@ -98,8 +101,10 @@ static void json_pool(FILE *f, const struct pool *p)
 	json_number(f, "cpu_utilization", m->cpu_limit > 0 ? m->cpu_usage / m->cpu_limit : -1,
 		    false);
 	json_number(f, "throttled_ms", m->throttled_ms, true);
-	fprintf(f, "},\n     \"memory\": {\"current\": %lld, \"peak\": %lld, \"oom_kills\": %llu},\n",
-		m->mem_current, m->mem_peak, (unsigned long long)m->oom_kills);
+	fprintf(f, "},\n     \"memory\": {");
+	json_number(f, "current", m->mem_current, false);
+	json_number(f, "peak", m->mem_peak, false);
+	fprintf(f, "\"oom_kills\": %llu},\n", (unsigned long long)m->oom_kills);
 	fprintf(f, "     \"psi\": {");
 	json_number(f, "cpu", m->psi_cpu, false);
 	json_number(f, "memory", m->psi_mem, false);
@@ -197,7 +202,7 @@ static void text_pool(const struct pool *p, FILE *f)
 	if (p->sc.decision_at && localtime_r(&p->sc.decision_at, &tm))
 		strftime(when, sizeof(when), "%H:%M:%S", &tm);
 	fprintf(f, "%-16s %3d %3u %3u %3u %4u  %-6s %-6s %6llu %5u %6.2f %-6s %5s/%s/%s  %s %s\n",
-		c->name, cur, c->scaling.enabled ? p->sc.desired : (__u32)cur,
+		c->name, cur, c->scaling.enabled ? p->sc.wanted : (__u32)cur,
 		c->scaling.enabled ? c->scaling.min : (__u32)cur,
 		c->scaling.enabled ? c->scaling.max : (__u32)cur, p->sc.held_back, cpus, mlim,
 		(unsigned long long)m->active, m->queued, m->cpu_usage, mcur, pc, pm, pi, when,
