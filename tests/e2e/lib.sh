@@ -576,3 +576,227 @@ for line in reply.split(b"\r\n"):
         print(line.split(b":", 1)[1].strip().decode())
 ' "$SRV_IP" "$port"
 }
+
+# Scaling, drain and emerging pools
+
+# Prints the time in milliseconds since the epoch.
+now_ms() {
+	date +%s%3N
+}
+
+# Prints the pools report of PORT ('triage pools --json'), or nothing.
+pools_json() {
+	"$TRIAGE" pools --port "$1" --json 2>/dev/null || true
+}
+
+# Prints the value at PATH (as json_get takes it) below pool POOL of the pools
+# report of PORT, or "missing" when there is no report or no such value.
+pools_field() {
+	local port=$1 pool=$2 path=$3 report
+
+	report=$(pools_json "$port")
+	if [ -z "$report" ]; then
+		echo missing
+		return 0
+	fi
+	json_get "pools/name=$pool/$path" <<<"$report" 2>/dev/null || echo missing
+}
+
+# Waits up to SECONDS until field PATH of pool POOL in the pools report of
+# PORT equals VALUE. Fails on timeout.
+wait_pools_field() {
+	local port=$1 pool=$2 path=$3 value=$4 seconds=$5 i
+
+	for ((i = 0; i < seconds * 10; i++)); do
+		[ "$(pools_field "$port" "$pool" "$path")" = "$value" ] && return 0
+		sleep 0.1
+	done
+	return 1
+}
+
+# Starts a background loop that appends a line to FILE every 50 ms for at
+# most SECONDS. Each line is the time in ms and the output of jq FILTER on the
+# pools report of PORT, or "null" while there is no report. Sets SAMPLER_PID,
+# and the loop is stopped at exit.
+pools_sampler_start() {
+	local port=$1 file=$2 filter=$3 seconds=$4
+
+	(
+		end=$((SECONDS + seconds))
+		while [ "$SECONDS" -lt "$end" ]; do
+			line=$(pools_json "$port" | jq -c "$filter" 2>/dev/null) || line=""
+			printf '%s %s\n' "$(now_ms)" "${line:-null}" >>"$file"
+			sleep 0.05
+		done
+	) &
+	SAMPLER_PID=$!
+	defer stop_pid "$SAMPLER_PID"
+}
+
+# Writes a wrk Lua script to FILE that waits DELAY_MS before each request, so
+# that each connection sends at most 1000/DELAY_MS requests per second. With
+# a third argument "close", every request carries "Connection: close".
+wrk_paced_script() {
+	local file=$1 delay_ms=$2 close=${3:-}
+
+	{
+		[ "$close" != close ] || echo 'wrk.headers["Connection"] = "close"'
+		echo "function delay() return $delay_ms end"
+	} >"$file"
+}
+
+# Starts wrk in the client namespace in the background: CONNS connections for
+# SECONDS on URL_PATH of PORT with the Lua SCRIPT, output to OUT_FILE. Sets
+# WRK_PID; wrk is stopped at exit.
+wrk_start() {
+	local port=$1 path=$2 conns=$3 seconds=$4 script=$5 out=$6
+
+	# nsenter, not in_cli: a function in the background runs in a subshell,
+	# and $! would name that subshell instead of the client.
+	nsenter --net="/run/netns/$CLI_NS" timeout $((seconds + 15)) wrk -t 1 -c "$conns" \
+		-d "${seconds}s" --latency -s "$script" "http://$SRV_IP:$port$path" >"$out" 2>&1 &
+	WRK_PID=$!
+	defer stop_pid "$WRK_PID"
+}
+
+# Prints the number of socket errors (connect, read, write, timeout) and
+# non-2xx or 3xx responses in the wrk output FILE.
+wrk_failures() {
+	awk '
+		/Socket errors:/ { gsub(/,/, ""); n += $4 + $6 + $8 + $10 }
+		/Non-2xx or 3xx responses:/ { n += $NF }
+		END { print n + 0 }
+	' "$1"
+}
+
+# Prints the number of requests that wrk output FILE reports, or 0.
+wrk_requests() {
+	awk '/requests in/ { print $1; found = 1 } END { if (!found) print 0 }' "$1"
+}
+
+# Prints the 99th percentile latency of wrk output FILE (run with --latency)
+# in microseconds, or "missing".
+wrk_p99_us() {
+	awk '
+		$1 == "99%" {
+			v = $2
+			if (v ~ /us$/) { sub(/us$/, "", v); f = 1 }
+			else if (v ~ /ms$/) { sub(/ms$/, "", v); f = 1000 }
+			else if (v ~ /s$/) { sub(/s$/, "", v); f = 1000000 }
+			printf "%d\n", v * f
+			found = 1
+		}
+		END { if (!found) print "missing" }
+	' "$1"
+}
+
+# Starts a curl process in the client namespace that sends COUNT GET
+# requests of URL_PATH to PORT one after the other, at most RATE per second
+# (0 for no limit). Each request goes on a new connection with "Connection:
+# close" and times out after 5 s. For each request curl writes a line
+# "HTTP_CODE CURL_EXIT X_TRIAGE_POOL" to OUT_FILE. A '?' in URL_PATH starts
+# the query. Sets CURL_PID, and curl is stopped at exit.
+curl_close_start() {
+	local port=$1 path=$2 count=$3 rate=$4 out=$5 sep='?' opts=()
+
+	[[ "$path" != *'?'* ]] || sep='&'
+	[ "$rate" -eq 0 ] || opts=(--rate "$rate/s")
+	nsenter --net="/run/netns/$CLI_NS" curl -sS --no-progress-meter -H 'Connection: close' \
+		-m 5 "${opts[@]}" \
+		-o /dev/null -w '%{http_code} %{exitcode} %header{x-triage-pool}\n' \
+		"http://$SRV_IP:$port$path${sep}n=[1-$count]" >"$out" 2>/dev/null &
+	CURL_PID=$!
+	defer stop_pid "$CURL_PID"
+}
+
+# Prints the number of lines of curl_close_start output FILE that are not a
+# 200 response without a curl error.
+curl_failures() {
+	awk '$1 != 200 || $2 != 0 { n++ } END { print n + 0 }' "$1"
+}
+
+# Prints the distinct failure lines of curl_close_start output FILE with
+# their counts, on one line.
+curl_failure_summary() {
+	awk '$1 != 200 || $2 != 0 { print $1, $2 }' "$1" | sort | uniq -c | paste -sd ',' -
+}
+
+# Writes the absolute values of every kernel network counter of the server
+# namespace to FILE, zero ones included, without touching nstat's history.
+srv_nstat_snapshot() {
+	in_srv env NSTAT_HISTORY="$TMP_DIR/nstat.history" nstat -a -s -z >"$1"
+}
+
+# Prints counter NAME of snapshot AFTER minus that of snapshot BEFORE.
+nstat_delta() {
+	local before=$1 after=$2 name=$3
+
+	awk -v name="$name" '
+		FNR == NR && $1 == name { b = $2 }
+		FNR != NR && $1 == name { a = $2 }
+		END { print a - b }
+	' "$before" "$after"
+}
+
+# Prints the CPU limit of pool POOL of PORT in thousandths of a CPU. It reads
+# cpu.cfs_quota_us and cpu.cfs_period_us where cpu is on cgroup v1, else
+# cpu.max. Prints "max" for no limit and "missing" when the files are unreadable.
+pool_cpu_millis() {
+	local port=$1 pool=$2 dir quota period
+
+	dir=$(v1_mount cpu)
+	if [ -n "$dir" ]; then
+		dir=$dir$(port_cgroup_rel "$port")/$pool
+		quota=$(cat "$dir/cpu.cfs_quota_us" 2>/dev/null) || quota=""
+		period=$(cat "$dir/cpu.cfs_period_us" 2>/dev/null) || period=""
+	else
+		read -r quota period <"$CG_ROOT/$port/$pool/cpu.max" 2>/dev/null || quota=""
+	fi
+	if [ -z "$quota" ] || [ -z "$period" ]; then
+		echo missing
+	elif [ "$quota" = max ] || [ "$quota" = -1 ]; then
+		echo max
+	else
+		echo $((quota * 1000 / period))
+	fi
+}
+
+# Prints the memory limit of pool POOL of PORT in bytes. It reads
+# memory.limit_in_bytes where memory is on cgroup v1, else memory.max, and
+# prints "missing" when the file is unreadable.
+pool_memory_limit() {
+	local port=$1 pool=$2 dir value
+
+	dir=$(v1_mount memory)
+	if [ -n "$dir" ]; then
+		value=$(cat "$dir$(port_cgroup_rel "$port")/$pool/memory.limit_in_bytes" 2>/dev/null) ||
+			value=missing
+	else
+		value=$(cat "$CG_ROOT/$port/$pool/memory.max" 2>/dev/null) || value=missing
+	fi
+	echo "$value"
+}
+
+# Checks what check_nothing_left checks, and also that the server namespace's
+# tcp_migrate_req is MIGRATE_REQ again and that the pools report is gone.
+check_nothing_left_scaled() {
+	local port=$1 syncookies=$2 migrate_req=$3 context=$4
+
+	check_nothing_left "$port" "$syncookies" "$context"
+	check_eq "$context: tcp_migrate_req is $migrate_req" "$migrate_req" \
+		"$(srv_sysctl net.ipv4.tcp_migrate_req)"
+	check_absent "$context: no pools report" "$STATE_DIR/$port.pools.json"
+	check_absent "$context: no pools table" "$STATE_DIR/$port.pools.txt"
+}
+
+# Prints the PIDs in the v2 cgroup of pool POOL of PORT, sorted, on one line.
+pool_pids_of() {
+	sort -n "$CG_ROOT/$1/$2/cgroup.procs" 2>/dev/null | paste -sd ' ' - || true
+}
+
+# Gives the client namespace a wide ephemeral port range, so that a client
+# that opens many connections does not reuse a 4-tuple that is still in
+# TIME_WAIT on the server.
+cli_wide_port_range() {
+	in_cli sysctl -q -w net.ipv4.ip_local_port_range="10000 65000"
+}
