@@ -127,6 +127,8 @@ void attach_close(struct controller *ctl);
 int attach_listener_socket(const struct controller *ctl, int family);
 /* Returns the port that workers bind: the service's port, or triage's group port. */
 uint16_t attach_listen_port(const struct controller *ctl);
+/* Fills the 16 bytes of ADDR with the address that triage's listeners bind. */
+void attach_listen_addr(const struct controller *ctl, uint8_t *addr);
 
 /*
  * Creates the control socket STATE_DIR/<port>.ctl (mode 0600), through which

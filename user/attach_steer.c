@@ -179,6 +179,8 @@ static int make_entry_socket(struct controller *ctl)
 	    setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &at->v6only, sizeof(at->v6only)))
 		return -errno;
 	fill_sockaddr(ctl->cfg, 0, &ss, &len);
+	if (ss.ss_family == AF_INET)
+		((struct sockaddr_in *)&ss)->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 	if (setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) ||
 	    bind(fd, (struct sockaddr *)&ss, len) || listen(fd, 64) ||
 	    setsockopt(fd, SOL_SOCKET, SO_ATTACH_REUSEPORT_EBPF, &prog_fd, sizeof(prog_fd)))
@@ -732,6 +734,19 @@ int attach_listener_socket(const struct controller *ctl, int family)
 	if (fd >= 0 && at && family == AF_INET6)
 		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &at->v6only, sizeof(at->v6only));
 	return fd;
+}
+
+/*
+ * On an sk_lookup port, triage's group listens on IPv4 loopback, where the
+ * program hands it connections but no other host reaches it directly.
+ */
+void attach_listen_addr(const struct controller *ctl, uint8_t *addr)
+{
+	__be32 lo = htonl(INADDR_LOOPBACK);
+
+	memcpy(addr, ctl->cfg->addr, 16);
+	if (ctl->attach && ctl->attach->mech == ATTACH_SK_LOOKUP && ctl->cfg->family == AF_INET)
+		memcpy(addr, &lo, 4);
 }
 
 uint16_t attach_listen_port(const struct controller *ctl)

@@ -499,6 +499,11 @@ void autoscale_tick(struct controller *ctl)
 		p->sc.wanted = cur[i];
 		if (!scaled(p))
 			continue;
+		/* The starting size counts as a recommendation, so it holds for one window. */
+		if (!p->sc.seeded) {
+			window_max(&p->sc, &p->cfg->scaling, cur[i]);
+			p->sc.seeded = true;
+		}
 		p->sc.recommended = recommend(p, cur[i], why[i], sizeof(why[i]));
 		p->sc.desired = desired_size(p, cur[i], p->sc.recommended, why[i], sizeof(why[i]));
 	}

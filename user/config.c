@@ -2165,8 +2165,9 @@ static int check_commands(struct parser *p)
 		    (cfg->attach.pid && !strcmp(cfg->attach.pool, cfg->pools[i].name)))
 			continue;
 		if (p->err && p->err_len)
-			snprintf(p->err, p->err_len, "%s:%d: pool '%s': missing required key 'command'",
-				 p->file, cfg->pools[i].line, cfg->pools[i].name);
+			snprintf(p->err, p->err_len, "%s:%d: pool '%s': missing required key 'command'; only the pool of an attached service may leave it out, so add 'attach: {pid: PID, pool: %s}' or pass the file to 'triage attach --pid PID --pool %s'",
+				 p->file, cfg->pools[i].line, cfg->pools[i].name, cfg->pools[i].name,
+				 cfg->pools[i].name);
 		return -EINVAL;
 	}
 	return 0;

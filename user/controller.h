@@ -87,6 +87,7 @@ struct pool_scaler {
 	char decision[320];		/* the last change and its reason */
 	time_t decision_at;		/* wall-clock time of the last change, 0 = none */
 	struct timespec last_conn;	/* last tick with a new or an active connection */
+	bool seeded;			/* the starting size is in the window */
 	bool removing;			/* removable pool being drained for good */
 };
 

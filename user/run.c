@@ -132,8 +132,8 @@ static int check_port_free(const struct config *cfg)
 	socklen_t len;
 
 	if (port_has_listener(cfg->port)) {
-		pr_err("port %u: a socket already listens on it in this network namespace; stop that service first (attaching to a running service is not supported by 'triage run')",
-		       cfg->port);
+		pr_err("port %u: a socket already listens on it in this network namespace; stop that service first, or take over its port with 'triage attach --port %u --pid PID --config FILE' or 'attach: {pid: PID}' in the config",
+		       cfg->port, cfg->port);
 		return -EADDRINUSE;
 	}
 	if (cfg->family == AF_INET6) {

@@ -1462,7 +1462,9 @@ static void listeners_set_polled(bool polled)
 		struct listener *l = &worker.listeners[i];
 		struct epoll_event ev = { .events = EPOLLIN, .data.ptr = l };
 
-		if (epoll_ctl(worker.epfd, polled ? EPOLL_CTL_ADD : EPOLL_CTL_DEL, l->fd, &ev))
+		/* ENOENT on removal: a listener shut down by its supervisor left already. */
+		if (epoll_ctl(worker.epfd, polled ? EPOLL_CTL_ADD : EPOLL_CTL_DEL, l->fd, &ev) &&
+		    (polled || errno != ENOENT))
 			log_msg("epoll_ctl on listening fd %d (%s) failed: %s", l->fd, l->addr,
 				strerror(errno));
 	}
@@ -1532,6 +1534,16 @@ static void accept_conns(struct listener *l)
 			return;
 		if (accept_error_is_transient(errno))
 			continue;
+		/*
+		 * EINVAL: the socket no longer listens. Its supervisor shut it down to
+		 * take this worker out of service, and a stop signal follows.
+		 */
+		if (errno == EINVAL) {
+			log_msg("listener fd %d (%s) was shut down by its supervisor; no new connections",
+				l->fd, l->addr);
+			epoll_ctl(worker.epfd, EPOLL_CTL_DEL, l->fd, NULL);
+			return;
+		}
 		/* Errors such as EMFILE would repeat at once, so accepting pauses for a while. */
 		log_error_limited("accept on fd %d (%s) failed: %s; retrying in %d ms", l->fd,
 				  l->addr, strerror(errno), ACCEPT_PAUSE_MS);

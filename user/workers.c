@@ -200,22 +200,24 @@ static int child_listen(struct controller *ctl, int errfd)
 {
 	struct config *cfg = ctl->cfg;
 	struct sockaddr_storage ss = {};
+	uint8_t addr[16];
 	socklen_t sslen;
 	int fd, one = 1;
 
+	attach_listen_addr(ctl, addr);
 	if (cfg->family == AF_INET6) {
 		struct sockaddr_in6 *a6 = (void *)&ss;
 
 		a6->sin6_family = AF_INET6;
 		a6->sin6_port = htons(attach_listen_port(ctl));
-		memcpy(&a6->sin6_addr, cfg->addr, 16);
+		memcpy(&a6->sin6_addr, addr, 16);
 		sslen = sizeof(*a6);
 	} else {
 		struct sockaddr_in *a4 = (void *)&ss;
 
 		a4->sin_family = AF_INET;
 		a4->sin_port = htons(attach_listen_port(ctl));
-		memcpy(&a4->sin_addr, cfg->addr, 4);
+		memcpy(&a4->sin_addr, addr, 4);
 		sslen = sizeof(*a4);
 	}
 	fd = attach_listener_socket(ctl, cfg->family);
