@@ -224,8 +224,13 @@ static bool emerge_key_of(__u32 kind, const struct triage_http_req *req,
 	__u32 i, n;
 
 	key->kind = kind;
+	/*
+	 * A key cut short would give a rule that never matches the requests it
+	 * came from, so such keys are not counted at all.
+	 */
 	if (kind == TRIAGE_EMERGE_HOST) {
-		if (!(req->flags & TRIAGE_REQ_HOST) || req->host_len == 0)
+		if (!(req->flags & TRIAGE_REQ_HOST) || req->host_len == 0 ||
+		    req->host_len >= TRIAGE_HOST_LEN - 1)
 			return false;
 		n = req->host_len < TRIAGE_HOST_LEN ? req->host_len : TRIAGE_HOST_LEN - 1;
 		/* barrier_var() keeps clang from turning the copy into memcpy(). */
@@ -246,6 +251,9 @@ static bool emerge_key_of(__u32 kind, const struct triage_http_req *req,
 		key->text[i] = req->path[i];
 	}
 	key->len = i;
+	if (i >= TRIAGE_HOST_LEN - 1 ||
+	    (i == req->path_len && (req->flags & TRIAGE_REQ_PATH_TRUNCATED)))
+		return false;
 	return i > 1;
 }
 

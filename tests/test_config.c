@@ -1208,6 +1208,13 @@ Test(error, memory_per_worker_zero)
 		     -EINVAL, 6, "key 'memory_per_worker': expected a size above 0");
 }
 
+Test(error, memory_per_worker_too_small)
+{
+	expect_error(HEAD "    scaling: {max: 4, target: {active_per_worker: 1},"
+		     " memory_per_worker: 1}\n",
+		     -EINVAL, 6, "key 'memory_per_worker': expected a size of at least 4M, got '1'");
+}
+
 Test(error, memory_per_worker_too_large)
 {
 	expect_error(HEAD "    scaling:\n      max: 4\n      target: {active_per_worker: 1}\n"

@@ -950,6 +950,16 @@ static void service_gone(struct controller *ctl)
 
 	pr_warn("port %u: process %d (%s) exited and no other process holds its listening sockets; removing them from pool '%s'",
 		ctl->cfg->port, at->pid, at->comm, ctl->cfg->pools[at->pool].name);
+	if (at->mech == ATTACH_SK_LOOKUP && at->lookup) {
+		/* A prefix of length 0 matches every client: all go to triage's group. */
+		struct triage_lookup_key all = {};
+		__u32 target = TRIAGE_LOOKUP_POOLS;
+
+		if (bpf_map_update_elem(bpf_map__fd(at->lookup->maps.prefixes), &all, &target,
+					BPF_ANY))
+			pr_err("port %u: failed to send every client to triage's pools: %s",
+			       ctl->cfg->port, strerror(errno));
+	}
 	if (at->in_array) {
 		remove_service_socks(ctl);
 		port_bpf_publish_pool(ctl, &ctl->pools[at->pool]);

@@ -781,6 +781,7 @@ static const char *const target_keys[] = {
  * rounded down to whole TiB so that the message can state it exactly.
  */
 #define MEMORY_PER_WORKER_MAX	((INT64_MAX / TRIAGE_MAX_WORKERS) >> 40 << 40)
+#define MEMORY_PER_WORKER_MIN	(4LL << 20)
 
 static int parse_scaling_range(struct parser *p, const yaml_node_t *map, yaml_node_t **v,
 			       struct pool_scaling *scaling, const char *context)
@@ -867,6 +868,10 @@ static int parse_per_worker(struct parser *p, yaml_node_t **v, struct pool_scali
 	if (!ret && scaling->memory_per_worker > MEMORY_PER_WORKER_MAX)
 		return bad_value(p, memory, "memory_per_worker", "a size of at most %s",
 				 format_size(MEMORY_PER_WORKER_MAX, max, sizeof(max)));
+	/* Below a few MiB no worker even starts, and the pool would restart forever. */
+	if (!ret && memory && scaling->memory_per_worker < MEMORY_PER_WORKER_MIN)
+		return bad_value(p, memory, "memory_per_worker", "a size of at least %s",
+				 format_size(MEMORY_PER_WORKER_MIN, max, sizeof(max)));
 	return ret;
 }
 

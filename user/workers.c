@@ -336,6 +336,23 @@ static int replace_parked(struct controller *ctl, struct pool *pool, struct work
 	return err;
 }
 
+/*
+ * A failed child may have put its own socket in W's slot before it died,
+ * which emptied the slot when the socket closed: put the parked listener
+ * back, so the pool's connections keep queueing in the pool.
+ */
+static void repark(struct controller *ctl, struct worker *w)
+{
+	__u64 value;
+
+	if (!w->parked || w->lfd < 0)
+		return;
+	value = w->lfd;
+	if (bpf_map_update_elem(bpf_map__fd(ctl->skel->maps.socks), &w->slot, &value, BPF_ANY))
+		pr_err("slot %u: failed to put the parked listener back in the socket array: %s",
+		       w->slot, strerror(errno));
+}
+
 /* Whether POOL has a running listener other than W's. */
 static bool other_listener(const struct pool *pool, const struct worker *w)
 {
@@ -373,13 +390,18 @@ static int worker_start(struct controller *ctl, struct pool *pool, struct worker
 	if (n == sizeof(e) && e.stage < 0)
 		n = recv_spawn(sv[0], &e, &fd);
 	close(sv[0]);
-	if (n == sizeof(e) && e.stage >= 0) {
+	if ((n == sizeof(e) && e.stage >= 0) || fd < 0) {
 		if (fd >= 0)
 			close(fd);
 		waitpid(pid, NULL, 0);
-		pr_err("pool '%s': worker %u failed while %s: %s", pool->cfg->name,
-		       w->slot % TRIAGE_MAX_WORKERS, stage_names[e.stage], strerror(e.err));
-		return -e.err;
+		if (n == sizeof(e) && e.stage >= 0)
+			pr_err("pool '%s': worker %u failed while %s: %s", pool->cfg->name,
+			       w->slot % TRIAGE_MAX_WORKERS, stage_names[e.stage], strerror(e.err));
+		else
+			pr_err("pool '%s': worker %u (pid %d) died before it passed its listener",
+			       pool->cfg->name, w->slot % TRIAGE_MAX_WORKERS, pid);
+		repark(ctl, w);
+		return n == sizeof(e) && e.stage >= 0 ? -e.err : -ECHILD;
 	}
 	w->pid = pid;
 	w->state = W_RUNNING;
