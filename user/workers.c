@@ -136,7 +136,7 @@ int workers_preflight(struct controller *ctl)
 		if (err)
 			return err;
 	}
-	/* Templates are checked now, so that an emerging pool cannot fail on them later. */
+	/* Templates are checked now, so a missing command shows at start, not when a pool emerges. */
 	for (i = 0; i < ctl->cfg->nr_templates; i++) {
 		struct pool tmp = { .cfg = &ctl->cfg->templates[i] };
 
@@ -607,10 +607,9 @@ static unsigned long long oom_kills(const struct pool *pool)
 }
 
 /*
- * A worker that the OOM killer ended at its pool's memory limit was killed
- * by what a request asked for, not by a broken command: it restarts after
- * the shortest back-off, so the pool is refilled as soon as the request is
- * gone.
+ * A worker that the OOM killer ended at its pool's memory limit died of what
+ * a request asked for, not of a broken command. It restarts after the
+ * shortest back-off, so the pool is refilled as soon as the request is gone.
  */
 static bool killed_by_oom(struct pool *pool, int status)
 {
