@@ -1497,7 +1497,7 @@ Test(error, emerge_max_pools_room)
 	snprintf(text + len, sizeof(text) - len,
 		 TEMPLATE "emerge:\n  key: path\n  template: auto\n  rate: 1\n");
 	expect_error(text, -EINVAL, 33, "key 'max_pools'");
-	expect_text("expected at most 3, as 13 of the 16 pools are configured, got 4");
+	expect_text("expected at most 3, the room that 13 configured pools leave of 16, got 4");
 }
 
 Test(error, emerge_unknown_key)

@@ -339,7 +339,7 @@ static int setup_lookup(struct controller *ctl)
 		       strerror(-err));
 		return err;
 	}
-	pr_info("port %u: sk_lookup program attached to network namespace net:[%lu]; %d client prefix%s go to triage's group on port %u, the rest to process %d",
+	pr_info("port %u: sk_lookup program attached to network namespace net:[%lu]; it sends %d client prefix%s to triage's group on port %u, the rest to process %d",
 		ctl->cfg->port, netns_inode(), prefixes, prefixes == 1 ? "" : "es", at->group_port,
 		at->pid);
 	if (!prefixes)

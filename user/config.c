@@ -2048,7 +2048,7 @@ static int check_emerge_room(struct parser *p, const yaml_node_t *node)
 	if ((int)cfg->emerge.max_pools <= room)
 		return 0;
 	return fail(p, -EINVAL, node,
-		    "key 'max_pools': expected at most %d, as %d of the %d pools are configured, got %u",
+		    "key 'max_pools': expected at most %d, the room that %d configured pools leave of %d, got %u",
 		    room, cfg->nr_pools, TRIAGE_MAX_POOLS, cfg->emerge.max_pools);
 }
 

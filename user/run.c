@@ -80,6 +80,28 @@ static int load_config(const char *file, struct config *cfg)
 	return 0;
 }
 
+static void print_valid(const char *file, const struct config *cfg)
+{
+	int i, scaled = 0;
+
+	for (i = 0; i < cfg->nr_pools; i++)
+		scaled += cfg->pools[i].scaling.enabled;
+	printf("%s: valid: port %u, mode %s, pools %d (%d scaled), categories %d, rules %d, templates %d",
+	       file, cfg->port, config_mode_name(cfg->mode), cfg->nr_pools, scaled,
+	       cfg->nr_categories, cfg->nr_rules, cfg->nr_templates);
+	if (cfg->budget.has_cpus)
+		printf(", budget %g CPUs", cfg->budget.cpus);
+	if (cfg->budget.memory > 0)
+		printf(", budget %lld MiB", (long long)(cfg->budget.memory >> 20));
+	if (cfg->emerge.key)
+		printf(", emerge by %s from template '%s'",
+		       cfg->emerge.key == EMERGE_PATH ? "path" : "host",
+		       cfg->templates[cfg->emerge.template].name);
+	if (cfg->attach.pid)
+		printf(", attach to pid %d as pool '%s'", cfg->attach.pid, cfg->attach.pool);
+	printf("\n");
+}
+
 int cmd_check(int argc, char **argv)
 {
 	struct config *cfg = calloc(1, sizeof(*cfg));
@@ -93,9 +115,7 @@ int cmd_check(int argc, char **argv)
 	if (!ret)
 		ret = load_config(file, cfg);
 	if (!ret)
-		printf("%s: valid: port %u, mode %s, pools %d, categories %d, rules %d\n", file,
-		       cfg->port, config_mode_name(cfg->mode), cfg->nr_pools, cfg->nr_categories,
-		       cfg->nr_rules);
+		print_valid(file, cfg);
 	config_free(cfg);
 	free(cfg);
 	return ret;

@@ -78,7 +78,7 @@ check_contains "status text says payload rules choose among triage's pools" \
 	"payload rules choose among triage's pools" "$("$TRIAGE" status --port "$PORT")"
 check_contains "an sk_lookup link is attached to the server namespace" sk_lookup \
 	"$(srv_lookup_links)"
-GROUP_PORT=$(grep -o "go to triage's group on port [0-9]*" "$TRIAGE_LOG" | grep -o '[0-9]*$')
+GROUP_PORT=$(grep -o "to triage's group on port [0-9]*" "$TRIAGE_LOG" | grep -o '[0-9]*$')
 note "triage's group listens on port ${GROUP_PORT:-?}"
 check_contains "triage's group listens on loopback only" "127.0.0.1:${GROUP_PORT:-none} " \
 	"$(in_srv ss -Hltn "sport = :${GROUP_PORT:-0}")"
