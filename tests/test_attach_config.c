@@ -125,3 +125,29 @@ Test(attach, command_line_unknown_pool, .fini = free_config)
 	cr_assert_eq(ret, -EINVAL, "ret");
 	cr_expect(strstr(err, "--pool 'nope'"), "message: %s", err);
 }
+
+Test(attach, service_pool_cannot_scale, .fini = free_config)
+{
+	int ret = parse("port: 8080\n"
+			"default_pool: web\n"
+			"attach: {pid: 7}\n"
+			"pools:\n"
+			"  - name: web\n"
+			"    scaling: {max: 3, target: {active_per_worker: 1}}\n"
+			"  - name: cpu\n"
+			"    command: [w]\n");
+
+	cr_assert_eq(ret, -EINVAL, "ret");
+	cr_expect(strstr(err, "pool 'web': key 'scaling': the attached service's pool"),
+		  "message: %s", err);
+}
+
+Test(attach, pid_from_command_line_only, .fini = free_config)
+{
+	struct attach_config cli = { .pid = 9 };
+	int ret = load_with_cli(POOLS "attach: {pool: web}\n", &cli);
+
+	cr_assert_eq(ret, 0, "load: %s", err);
+	cr_expect_eq(cfg.attach.pid, 9, "pid");
+	cr_expect_str_eq(cfg.attach.pool, "web", "pool");
+}

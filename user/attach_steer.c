@@ -53,7 +53,8 @@ void attach_pool_slots(const struct controller *ctl, const struct pool *pool,
 	if (!at || !at->in_array || at->pool != (int)pool->id)
 		return;
 	for (i = 0; i < at->nr_socks && val->nr_slots < TRIAGE_MAX_WORKERS; i++)
-		val->slot[val->nr_slots++] = at->socks[i].slot;
+		if (at->socks[i].fd >= 0)
+			val->slot[val->nr_slots++] = at->socks[i].slot;
 }
 
 /* Puts the service's sockets in the socket array at their slots, and undoes that on error. */
@@ -974,6 +975,79 @@ static void service_gone(struct controller *ctl)
 	at->nr_socks = 0;
 }
 
+/* Whether process PID has socket INODE among its descriptors. */
+static bool pid_holds(pid_t pid, unsigned long inode)
+{
+	char path[64], link[64], want[32];
+	struct dirent *f;
+	bool found = false;
+	DIR *fds;
+	ssize_t n;
+
+	snprintf(want, sizeof(want), "socket:[%lu]", inode);
+	snprintf(path, sizeof(path), "/proc/%d/fd", pid);
+	fds = opendir(path);
+	while (fds && !found && (f = readdir(fds))) {
+		snprintf(path, sizeof(path), "/proc/%d/fd/%s", pid, f->d_name);
+		n = readlink(path, link, sizeof(link) - 1);
+		if (n > 0) {
+			link[n] = '\0';
+			found = !strcmp(link, want);
+		}
+	}
+	if (fds)
+		closedir(fds);
+	return found;
+}
+
+/*
+ * Records the group again under a socket and process that still hold it, so
+ * a later detach finds the group to take triage's program off.
+ */
+static void record_group_again(struct controller *ctl)
+{
+	struct attach *at = ctl->attach;
+	int i;
+
+	if (at->mech != ATTACH_REUSEPORT)
+		return;
+	for (i = 0; i < at->nr_socks; i++)
+		if (at->socks[i].fd >= 0) {
+			state_add(&ctl->st, "attach-group %d %llu %lu", at->pid, at->start_time,
+				  at->socks[i].inode);
+			return;
+		}
+}
+
+/*
+ * The service closed one of its listeners (nginx reloaded with fewer
+ * workers, say) while triage's copy keeps it listening: nothing would accept
+ * what lands there. Take it out of the pool and shut the copy down, so its
+ * queue moves to the service's other listeners.
+ */
+static void release_closed_socks(struct controller *ctl)
+{
+	struct attach *at = ctl->attach;
+	struct service_sock *ss;
+	int i, fd;
+
+	for (i = 0; i < at->nr_socks; i++) {
+		ss = &at->socks[i];
+		if (ss->fd < 0 || pid_holds(at->pid, ss->inode) || find_holder(ss->inode))
+			continue;
+		pr_warn("port %u: process %d closed its listener (socket inode %lu, slot %u); moving what is queued on it to the service's other listeners",
+			ctl->cfg->port, at->pid, ss->inode, ss->slot);
+		/* Unpublished first, so the migration picks one of the other slots. */
+		fd = ss->fd;
+		ss->fd = -1;
+		port_bpf_publish_pool(ctl, &ctl->pools[at->pool]);
+		bpf_map_delete_elem(bpf_map__fd(ctl->skel->maps.socks), &ss->slot);
+		shutdown(fd, SHUT_RD);
+		close(fd);
+		record_group_again(ctl);
+	}
+}
+
 void attach_tick(struct controller *ctl)
 {
 	struct attach *at = ctl->attach;
@@ -981,8 +1055,11 @@ void attach_tick(struct controller *ctl)
 
 	if (!at || !at->nr_socks)
 		return;
-	if (proc_alive(at->pid) && proc_start_time(at->pid) == at->start_time)
+	if (proc_alive(at->pid) && proc_start_time(at->pid) == at->start_time) {
+		if (at->mech == ATTACH_REUSEPORT)
+			release_closed_socks(ctl);
 		return;
+	}
 	/* A worker of the service may have exited while its parent keeps the sockets. */
 	holder = find_holder(at->socks[0].inode);
 	if (!holder) {
@@ -993,4 +1070,5 @@ void attach_tick(struct controller *ctl)
 		ctl->cfg->port, at->pid, holder);
 	at->pid = holder;
 	at->start_time = proc_start_time(holder);
+	record_group_again(ctl);
 }

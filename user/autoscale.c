@@ -21,6 +21,7 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
+#include "attach.h"
 #include "controller.h"
 #include "log.h"
 #include "triage.skel.h"
@@ -312,9 +313,10 @@ static double mem_need(const struct pool *pool, __u32 n)
 	return pool->cfg->limits.memory_max > 0 ? pool->cfg->limits.memory_max : 0;
 }
 
-static bool scaled(const struct pool *pool)
+static bool scaled(const struct controller *ctl, const struct pool *pool)
 {
-	return pool->active && pool->cfg->scaling.enabled && !pool->sc.removing;
+	return pool->active && pool->cfg->scaling.enabled && !pool->sc.removing &&
+	       !attach_is_service_pool(ctl, pool);
 }
 
 /*
@@ -335,7 +337,7 @@ static void fit_budget(struct controller *ctl)
 		p = &ctl->pools[i];
 		if (!p->active)
 			continue;
-		p->sc.granted = scaled(p) ? p->cfg->scaling.min : (__u32)workers_wanted(p);
+		p->sc.granted = scaled(ctl, p) ? p->cfg->scaling.min : (__u32)workers_wanted(p);
 		cpu_left -= cpu_need(p, p->sc.granted);
 		mem_left -= mem_need(p, p->sc.granted);
 	}
@@ -344,7 +346,7 @@ static void fit_budget(struct controller *ctl)
 		best_score = INFINITY;
 		for (i = 0; i < ctl->nr_pools; i++) {
 			p = &ctl->pools[i];
-			if (!scaled(p) || p->sc.granted >= p->sc.wanted)
+			if (!scaled(ctl, p) || p->sc.granted >= p->sc.wanted)
 				continue;
 			if (cpu_need(p, p->sc.granted + 1) - cpu_need(p, p->sc.granted) >
 			    cpu_left + CPU_EPSILON ||
@@ -497,7 +499,7 @@ void autoscale_tick(struct controller *ctl)
 		cur[i] = workers_wanted(p);
 		p->sc.desired = cur[i];
 		p->sc.wanted = cur[i];
-		if (!scaled(p))
+		if (!scaled(ctl, p))
 			continue;
 		/* The starting size counts as a recommendation, so it holds for one window. */
 		if (!p->sc.seeded) {
@@ -515,7 +517,7 @@ void autoscale_tick(struct controller *ctl)
 	fit_budget(ctl);
 	for (i = 0; i < ctl->nr_pools; i++) {
 		p = &ctl->pools[i];
-		if (!scaled(p))
+		if (!scaled(ctl, p))
 			continue;
 		held = p->sc.held_back;
 		p->sc.share = p->sc.granted;
@@ -528,7 +530,7 @@ void autoscale_tick(struct controller *ctl)
 	}
 	for (i = 0; i < ctl->nr_pools; i++) {
 		p = &ctl->pools[i];
-		if (scaled(p) && p->sc.granted > cur[i])
+		if (scaled(ctl, p) && p->sc.granted > cur[i])
 			grow(ctl, p, cur[i], why[i]);
 	}
 	pools_report_write(ctl, false);

@@ -2119,13 +2119,16 @@ static int parse_attach(struct parser *p, const yaml_node_t *node)
 	ret = read_mapping(p, node, "attach", "attach", attach_keys, v);
 	if (ret)
 		return ret;
-	if (!v[ATTACH_PID])
+	/* 'triage attach --pid' gives the pid, so the file may leave it out then. */
+	if (!v[ATTACH_PID] && !p->cli_attach)
 		return missing(p, node, "attach", "pid");
 	at->line = line_of(node);
-	ret = get_integer(p, v[ATTACH_PID], "pid", 1, INT32_MAX, &pid);
-	if (ret)
-		return ret;
-	at->pid = (int)pid;
+	if (v[ATTACH_PID]) {
+		ret = get_integer(p, v[ATTACH_PID], "pid", 1, INT32_MAX, &pid);
+		if (ret)
+			return ret;
+		at->pid = (int)pid;
+	}
 	if (v[ATTACH_POOL]) {
 		ret = get_pool(p, v[ATTACH_POOL], "pool", &pool);
 		if (ret)
@@ -2165,6 +2168,15 @@ static int check_commands(struct parser *p)
 	if (cfg->attach.pid && !cfg->attach.pool[0])
 		snprintf(cfg->attach.pool, sizeof(cfg->attach.pool), "%s",
 			 cfg->pools[cfg->default_pool].name);
+	i = cfg->attach.pid ? config_pool_index(cfg, cfg->attach.pool) : -1;
+	/* The service's pool is its own sockets: triage neither sizes nor removes it. */
+	if (i >= 0 && (cfg->pools[i].scaling.enabled || cfg->pools[i].removable)) {
+		if (p->err && p->err_len)
+			snprintf(p->err, p->err_len, "%s:%d: pool '%s': key '%s': the attached service's pool consists of the service's own sockets, so triage cannot scale or remove it; remove the key or attach to another pool",
+				 p->file, cfg->pools[i].line, cfg->pools[i].name,
+				 cfg->pools[i].scaling.enabled ? "scaling" : "removable");
+		return -EINVAL;
+	}
 	for (i = 0; i < cfg->nr_pools; i++) {
 		if (cfg->pools[i].argc ||
 		    (cfg->attach.pid && !strcmp(cfg->attach.pool, cfg->pools[i].name)))

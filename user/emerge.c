@@ -17,6 +17,7 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
+#include "attach.h"
 #include "controller.h"
 #include "log.h"
 #include "triage.skel.h"
@@ -233,7 +234,7 @@ static void check_idle(struct controller *ctl)
 			continue;
 		}
 		if (!pool->cfg->removable || !pool->cfg->idle_timeout_s ||
-		    (int)pool->id == ctl->cfg->default_pool)
+		    (int)pool->id == ctl->cfg->default_pool || attach_is_service_pool(ctl, pool))
 			continue;
 		idle = since_s(&pool->sc.last_conn, &now);
 		if (idle >= pool->cfg->idle_timeout_s && !pool->m.active)

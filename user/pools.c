@@ -92,7 +92,8 @@ static void json_pool(FILE *f, const struct pool *p)
 		c->scaling.enabled ? "true" : "false");
 	fprintf(f, "     \"limits\": {");
 	json_number(f, "cpus", c->limits.has_cpus ? c->limits.cpus : -1, false);
-	fprintf(f, "\"memory_max\": %lld},\n", (long long)c->limits.memory_max);
+	json_number(f, "memory_max", (double)c->limits.memory_max, true);
+	fprintf(f, "},\n");
 	fprintf(f, "     \"utilization\": {\"active\": %llu, ", (unsigned long long)m->active);
 	json_number(f, "active_per_worker", cur ? (double)m->active / cur : 0, false);
 	fprintf(f, "\"queued\": %u, \"queued_max\": %u, ", m->queued, m->queued_max);

@@ -211,8 +211,11 @@ check_le "pool $POOL emerges again within for_s + 5 ticks ($EMERGE_MAX_MS ms)" \
 check_eq "rules map holds /cpu and /blob again" "$(printf '/cpu\n/blob')" "$(rule_paths)"
 wait "$BLOB_PID" || true
 check_eq "second /blob load: no failed request" 0 "$(curl_failures "$TMP_DIR/blob.2")"
-check_eq "second /blob load: last reply from $POOL" "$POOL" \
-	"$(tail -n 1 "$TMP_DIR/blob.2" | awk '{ print $3 }')"
+# A connection that reuses the 4-tuple of a server-side TIME_WAIT socket is
+# placed at its SYN, in the default pool (README, known limits), so one
+# reply alone may come from light; most of the last ten must not.
+check_ge "second /blob load: at least 6 of the last 10 replies from $POOL" 6 \
+	"$(tail -n 10 "$TMP_DIR/blob.2" | awk -v p="$POOL" '$3 == p' | wc -l)"
 check_eq "log shows two emerged pools in total" 2 \
 	"$(grep -c "emerging category '$POOL'" "$LOG" || true)"
 

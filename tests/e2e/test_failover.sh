@@ -8,6 +8,9 @@
 # 2. A service attached through sk_lookup (python3 -m http.server) exits:
 #    its clients go to triage's pools instead of being refused.
 # 3. A first path segment too long for a rule does not make a pool emerge.
+# 4. An attached nginx reloads with fewer workers and closes one of its
+#    reuseport listeners: triage takes it out of the pool, and no request
+#    waits on it.
 
 # shellcheck source=tests/e2e/lib.sh
 . "$(dirname "$0")/lib.sh"
@@ -17,6 +20,7 @@ e2e_init
 
 PORT=18096
 SVC_PORT=18097
+NGX_PORT=18098
 netns_setup failover 96
 SYNCOOKIES=$(srv_sysctl net.ipv4.tcp_syncookies)
 MIGRATE_REQ=$(srv_sysctl net.ipv4.tcp_migrate_req)
@@ -158,3 +162,88 @@ for ((i = 1; i <= 3; i++)); do
 done
 triage_stop TERM
 check_nothing_left_scaled "$SVC_PORT" "$SYNCOOKIES" "$MIGRATE_REQ" "after part 2"
+
+# Part 4: nginx closes one of its listeners while attached.
+
+NGX=$TMP_DIR/nginx
+mkdir -p "$NGX"
+temp_paths=""
+for module in client_body proxy fastcgi uwsgi scgi; do
+	if ! nginx -V 2>&1 | grep -q -- "--without-http_${module}_module"; then
+		temp_paths="$temp_paths ${module}_temp_path $NGX/$module;"
+	fi
+done
+write_nginx_conf() {
+	cat >"$NGX/nginx.conf" <<EOF2
+daemon off;
+user nobody nogroup;
+worker_processes $1;
+pid $NGX/nginx.pid;
+error_log $NGX/error.log warn;
+events { worker_connections 512; }
+http {
+	access_log off;
+	$temp_paths
+	server {
+		listen $SRV_IP:$NGX_PORT reuseport;
+		location / { return 200 "nginx\n"; }
+	}
+}
+EOF2
+}
+write_nginx_conf 2
+nsenter --net="/run/netns/$SRV_NS" nginx -c "$NGX/nginx.conf" -p "$NGX" -e "$NGX/error.log" \
+	2>"$TMP_DIR/nginx.out" &
+NGINX=$!
+defer stop_pid "$NGINX"
+for ((i = 0; i < 50; i++)); do
+	[ "$(in_srv ss -Htln "sport = :$NGX_PORT" | wc -l)" -ge 2 ] && break
+	sleep 0.1
+done
+check_eq "nginx listens with 2 reuseport sockets" 2 \
+	"$(in_srv ss -Htln "sport = :$NGX_PORT" | wc -l)"
+NCONFIG=$TMP_DIR/nginx-attach.yaml
+cat >"$NCONFIG" <<EOF3
+port: $NGX_PORT
+tick_ms: 200
+default_pool: service
+pools:
+  - name: service
+  - name: heavy
+    command: [$WORKER]
+categories:
+  - name: heavy
+    pool: heavy
+    rules:
+      - path: /cpu
+EOF3
+defer triage_cleanup "$NGX_PORT"
+attach_start "$TMP_DIR/nginx-attach.log" --port "$NGX_PORT" --pid "$NGINX" --config "$NCONFIG"
+if triage_wait_running; then
+	ok "triage attaches to nginx's reuseport group"
+else
+	not_ok "triage attaches to nginx's reuseport group" "its log ends with:"
+	show_file "$TMP_DIR/nginx-attach.log"
+	exit 1
+fi
+write_nginx_conf 1
+kill -HUP "$NGINX"
+for ((i = 0; i < 50; i++)); do
+	grep -q "closed its listener" "$TMP_DIR/nginx-attach.log" && break
+	sleep 0.1
+done
+check_contains "log: the controller notices the listener that nginx closed" \
+	"closed its listener" "$(cat "$TMP_DIR/nginx-attach.log")"
+waited=0
+for ((i = 0; i < 20; i++)); do
+	in_cli curl -s -m 2 -o /dev/null -H 'Connection: close' \
+		"http://$SRV_IP:$NGX_PORT/light" || waited=$((waited + 1))
+done
+check_eq "after nginx's reload: no request of 20 waits on the closed listener" 0 "$waited"
+check_eq "after nginx's reload: /cpu still goes to pool heavy" heavy "$(curl_pool "$NGX_PORT" /cpu)"
+capture in_srv "$TRIAGE" detach --port "$NGX_PORT"
+check_eq "triage detach exits 0" 0 "$STATUS"
+triage_stop TERM || true
+check_eq "after the detach: nginx serves /cpu itself" nginx \
+	"$(in_cli curl -sS -m 5 "http://$SRV_IP:$NGX_PORT/cpu" 2>&1)"
+check_nothing_left_scaled "$NGX_PORT" "$SYNCOOKIES" "$MIGRATE_REQ" "after part 4"
