@@ -183,11 +183,11 @@ static void format_psi(double v, char *buf, size_t len)
 		snprintf(buf, len, "%.1f", v);
 }
 
-static void text_pool(const struct pool *p, FILE *f)
+static void text_pool(const struct pool *p, int width, FILE *f)
 {
 	const struct pool_config *c = p->cfg;
 	const struct pool_metrics *m = &p->m;
-	char cpus[16], mlim[16], mcur[16], pc[8], pm[8], pi[8], when[16] = "-";
+	char cpus[16], mlim[16], mcur[16], pc[8], pm[8], pi[8], psi[32], when[16] = "-";
 	int cur = workers_wanted(p);
 	struct tm tm;
 
@@ -200,13 +200,14 @@ static void text_pool(const struct pool *p, FILE *f)
 	format_psi(m->psi_cpu, pc, sizeof(pc));
 	format_psi(m->psi_mem, pm, sizeof(pm));
 	format_psi(m->psi_io, pi, sizeof(pi));
+	snprintf(psi, sizeof(psi), "%s/%s/%s", pc, pm, pi);
 	if (p->sc.decision_at && localtime_r(&p->sc.decision_at, &tm))
 		strftime(when, sizeof(when), "%H:%M:%S", &tm);
-	fprintf(f, "%-16s %3d %3u %3u %3u %4u  %-6s %-6s %6llu %5u %6.2f %-6s %5s/%s/%s  %s %s\n",
-		c->name, cur, c->scaling.enabled ? p->sc.wanted : (__u32)cur,
+	fprintf(f, "%-*s %3d %3u %3u %3u %4u  %-6s %-6s %6llu %5u %6.2f %-6s %-14s %s %s\n",
+		width, c->name, cur, c->scaling.enabled ? p->sc.wanted : (__u32)cur,
 		c->scaling.enabled ? c->scaling.min : (__u32)cur,
 		c->scaling.enabled ? c->scaling.max : (__u32)cur, p->sc.held_back, cpus, mlim,
-		(unsigned long long)m->active, m->queued, m->cpu_usage, mcur, pc, pm, pi, when,
+		(unsigned long long)m->active, m->queued, m->cpu_usage, mcur, psi, when,
 		p->sc.decision_at ? p->sc.decision : "");
 }
 
@@ -216,8 +217,12 @@ static void write_text(const struct controller *ctl, FILE *f)
 	char mem_used[16], mem_budget[16];
 	long long mem;
 	double cpu;
-	int i;
+	int i, width = 8;
 
+	/* Emerged pools have long names: the first column fits the longest. */
+	for (i = 0; i < ctl->nr_pools; i++)
+		if (ctl->pools[i].active && (int)strlen(ctl->pools[i].cfg->name) > width)
+			width = strlen(ctl->pools[i].cfg->name);
 	budget_used(ctl, &cpu, &mem);
 	format_bytes(mem, mem_used, sizeof(mem_used));
 	format_bytes(b->memory, mem_budget, sizeof(mem_budget));
@@ -228,12 +233,13 @@ static void write_text(const struct controller *ctl, FILE *f)
 	else
 		fprintf(f, "unlimited");
 	fprintf(f, ", memory %s of %s\n", mem_used, b->memory > 0 ? mem_budget : "unlimited");
-	fprintf(f, "%-16s %3s %3s %3s %3s %4s  %-6s %-6s %6s %5s %6s %-6s %11s  %s\n", "POOL", "CUR",
+	fprintf(f, "%-*s %3s %3s %3s %3s %4s  %-6s %-6s %6s %5s %6s %-6s %-14s %s\n", width, "POOL",
+		"CUR",
 		"DES", "MIN", "MAX", "HELD", "CPUS", "MEMMAX", "ACTIVE", "QUEUE", "CPU", "MEM",
 		"PSI c/m/io", "LAST DECISION");
 	for (i = 0; i < ctl->nr_pools; i++)
 		if (ctl->pools[i].active)
-			text_pool(&ctl->pools[i], f);
+			text_pool(&ctl->pools[i], width, f);
 }
 
 /* Writes PATH through a temporary file and rename(), so a reader never sees half a report. */
