@@ -904,34 +904,42 @@ bool attach_protects_pid(char **lines, int n, pid_t pid)
 	return false;
 }
 
-/* Returns a process other than this one that holds socket INODE, or 0. */
-static pid_t find_holder(unsigned long inode)
+/* Whether process PID has socket INODE among its descriptors. */
+static bool pid_has_socket(pid_t pid, unsigned long inode)
 {
 	char path[64], link[64], want[32];
-	struct dirent *p, *f;
-	pid_t pid, found = 0;
-	DIR *procs, *fds;
+	struct dirent *f;
+	bool found = false;
+	DIR *fds;
 	ssize_t n;
 
 	snprintf(want, sizeof(want), "socket:[%lu]", inode);
-	procs = opendir("/proc");
+	snprintf(path, sizeof(path), "/proc/%d/fd", pid);
+	fds = opendir(path);
+	while (fds && !found && (f = readdir(fds))) {
+		snprintf(path, sizeof(path), "/proc/%d/fd/%s", pid, f->d_name);
+		n = readlink(path, link, sizeof(link) - 1);
+		if (n > 0) {
+			link[n] = '\0';
+			found = !strcmp(link, want);
+		}
+	}
+	if (fds)
+		closedir(fds);
+	return found;
+}
+
+/* Returns a process other than this one with socket INODE among its descriptors, or 0. */
+static pid_t find_socket_owner(unsigned long inode)
+{
+	struct dirent *p;
+	pid_t pid, found = 0;
+	DIR *procs = opendir("/proc");
+
 	while (procs && !found && (p = readdir(procs))) {
 		pid = atoi(p->d_name);
-		if (pid <= 0 || pid == getpid())
-			continue;
-		snprintf(path, sizeof(path), "/proc/%d/fd", pid);
-		fds = opendir(path);
-		while (fds && !found && (f = readdir(fds))) {
-			snprintf(path, sizeof(path), "/proc/%d/fd/%s", pid, f->d_name);
-			n = readlink(path, link, sizeof(link) - 1);
-			if (n > 0) {
-				link[n] = '\0';
-				if (!strcmp(link, want))
-					found = pid;
-			}
-		}
-		if (fds)
-			closedir(fds);
+		if (pid > 0 && pid != getpid() && pid_has_socket(pid, inode))
+			found = pid;
 	}
 	if (procs)
 		closedir(procs);
@@ -975,30 +983,6 @@ static void service_gone(struct controller *ctl)
 	at->nr_socks = 0;
 }
 
-/* Whether process PID has socket INODE among its descriptors. */
-static bool pid_holds(pid_t pid, unsigned long inode)
-{
-	char path[64], link[64], want[32];
-	struct dirent *f;
-	bool found = false;
-	DIR *fds;
-	ssize_t n;
-
-	snprintf(want, sizeof(want), "socket:[%lu]", inode);
-	snprintf(path, sizeof(path), "/proc/%d/fd", pid);
-	fds = opendir(path);
-	while (fds && !found && (f = readdir(fds))) {
-		snprintf(path, sizeof(path), "/proc/%d/fd/%s", pid, f->d_name);
-		n = readlink(path, link, sizeof(link) - 1);
-		if (n > 0) {
-			link[n] = '\0';
-			found = !strcmp(link, want);
-		}
-	}
-	if (fds)
-		closedir(fds);
-	return found;
-}
 
 /*
  * Records the group again under a socket and process that still hold it, so
@@ -1033,7 +1017,7 @@ static void release_closed_socks(struct controller *ctl)
 
 	for (i = 0; i < at->nr_socks; i++) {
 		ss = &at->socks[i];
-		if (ss->fd < 0 || pid_holds(at->pid, ss->inode) || find_holder(ss->inode))
+		if (ss->fd < 0 || pid_has_socket(at->pid, ss->inode) || find_socket_owner(ss->inode))
 			continue;
 		pr_warn("port %u: process %d closed its listener (socket inode %lu, slot %u); moving what is queued on it to the service's other listeners",
 			ctl->cfg->port, at->pid, ss->inode, ss->slot);
@@ -1061,7 +1045,7 @@ void attach_tick(struct controller *ctl)
 		return;
 	}
 	/* A worker of the service may have exited while its parent keeps the sockets. */
-	holder = find_holder(at->socks[0].inode);
+	holder = find_socket_owner(at->socks[0].inode);
 	if (!holder) {
 		service_gone(ctl);
 		return;

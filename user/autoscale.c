@@ -24,6 +24,7 @@
 #include "attach.h"
 #include "controller.h"
 #include "log.h"
+#include "sysutil.h"
 #include "triage.skel.h"
 
 /* Share of its CPU limit at which a pool counts as held at the limit. */
@@ -31,29 +32,6 @@
 /* Allowance for the rounding of CPU figures in budget sums. */
 #define CPU_EPSILON	1e-6
 
-/* Sums the per-CPU values of an array map entry of __u64 fields. */
-static int read_percpu(int fd, __u32 key, __u64 *sum, size_t nr_fields)
-{
-	int ncpu = libbpf_num_possible_cpus(), i;
-	size_t f;
-	__u64 *vals;
-
-	if (ncpu <= 0)
-		return -EINVAL;
-	vals = calloc(ncpu, nr_fields * sizeof(__u64));
-	if (!vals)
-		return -ENOMEM;
-	if (bpf_map_lookup_elem(fd, &key, vals)) {
-		free(vals);
-		return -errno;
-	}
-	memset(sum, 0, nr_fields * sizeof(__u64));
-	for (i = 0; i < ncpu; i++)
-		for (f = 0; f < nr_fields; f++)
-			sum[f] += vals[i * nr_fields + f];
-	free(vals);
-	return 0;
-}
 
 /* Finds "KEY VALUE" in a flat-keyed cgroup file such as cpu.stat. */
 static bool keyed_value(const char *text, const char *key, unsigned long long *out)
@@ -93,8 +71,6 @@ static long long read_ll(const struct pool *pool, enum cg_ctrl c, const char *fi
 static void read_memory(struct pool *pool)
 {
 	struct pool_metrics *m = &pool->m;
-	unsigned long long v;
-	char buf[1024];
 	bool v1 = pool->cg.v1[CG_MEMORY][0];
 
 	m->mem_current = read_ll(pool, CG_MEMORY, v1 ? "memory.usage_in_bytes" :
@@ -105,9 +81,7 @@ static void read_memory(struct pool *pool)
 	/* v1 reports "no limit" as a huge page-aligned number. */
 	if (m->mem_limit > (1LL << 60))
 		m->mem_limit = -1;
-	if (!cgroup_read_file(&pool->cg, CG_MEMORY, v1 ? "memory.oom_control" : "memory.events",
-			      buf, sizeof(buf)) && keyed_value(buf, "oom_kill", &v))
-		m->oom_kills = v;
+	m->oom_kills = cgroup_oom_kills(&pool->cg);
 }
 
 static double seconds_between(const struct timespec *a, const struct timespec *b)
@@ -159,7 +133,10 @@ static void read_workers(struct controller *ctl, struct pool *pool)
 		w = &pool->workers[j];
 		w->active = 0;
 		w->queued = 0;
-		if (!read_percpu(fd, w->slot, ss, 2))
+		/* Idle slots are left out of the report, so their counters are not read. */
+		if (!w->pid && !w->wanted)
+			continue;
+		if (!bpf_percpu_sum(fd, w->slot, ss, 2))
 			w->active = ss[0] > ss[1] ? ss[0] - ss[1] : 0;
 		if (w->lfd < 0)
 			continue;
@@ -185,7 +162,7 @@ static void read_signals(struct controller *ctl, struct pool *pool)
 	clock_gettime(CLOCK_MONOTONIC, &now);
 	if (sc->have_prev)
 		dt = seconds_between(&sc->prev_at, &now);
-	read_percpu(bpf_map__fd(ctl->skel->maps.conn_stats), pool->id, cs,
+	bpf_percpu_sum(bpf_map__fd(ctl->skel->maps.conn_stats), pool->id, cs,
 		    sizeof(cs) / sizeof(cs[0]));
 	/* established, closed are the first two fields of triage_conn_stats. */
 	m->active = cs[0] > cs[1] ? cs[0] - cs[1] : 0;

@@ -1455,3 +1455,19 @@ int cgroup_read_v2(const struct cg_group *grp, const char *file, char *buf, size
 
 	return rc ? rc : read_text(path, buf, len);
 }
+
+unsigned long long cgroup_oom_kills(const struct cg_group *grp)
+{
+	bool v1 = grp->v1[CG_MEMORY][0];
+	unsigned long long n = 0;
+	char buf[1024];
+	const char *p;
+
+	if (cgroup_read_file(grp, CG_MEMORY, v1 ? "memory.oom_control" : "memory.events", buf,
+			     sizeof(buf)))
+		return 0;
+	p = strstr(buf, "oom_kill ");
+	if (p)
+		sscanf(p + strlen("oom_kill "), "%llu", &n);
+	return n;
+}

@@ -121,6 +121,8 @@ int cgroup_read_file(const struct cg_group *grp, enum cg_ctrl c, const char *fil
  */
 int cgroup_set_cpus(struct cg_group *grp, double cpus, char *err, size_t len);
 int cgroup_set_memory_max(struct cg_group *grp, int64_t bytes, char *err, size_t len);
+/* Returns the OOM kills in GRP's memory group so far, or 0 when it cannot be read. */
+unsigned long long cgroup_oom_kills(const struct cg_group *grp);
 /* Reads FILE of GRP's cgroup v2 folder, such as cpu.stat or cpu.pressure. */
 int cgroup_read_v2(const struct cg_group *grp, const char *file, char *buf, size_t len);
 

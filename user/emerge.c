@@ -20,6 +20,7 @@
 #include "attach.h"
 #include "controller.h"
 #include "log.h"
+#include "sysutil.h"
 #include "triage.skel.h"
 
 struct emerge_entry {
@@ -158,24 +159,17 @@ static void finish_removal(struct controller *ctl, struct pool *pool)
 /* A removed configured pool comes back when one of its categories gets a connection. */
 static bool demand_returned(struct controller *ctl, struct pool *pool)
 {
-	int ncpu = libbpf_num_possible_cpus(), i, c;
-	struct triage_steer_stats *vals;
+	int fd = bpf_map__fd(ctl->skel->maps.category_stats), c;
+	struct triage_steer_stats st;
 	__u64 total = 0;
-	__u32 key;
 
-	vals = calloc(ncpu > 0 ? ncpu : 1, sizeof(*vals));
-	if (!vals)
-		return false;
 	for (c = 0; c < ctl->cfg->nr_categories; c++) {
 		if (ctl->cfg->categories[c].pool != (int)pool->id)
 			continue;
-		key = c;
-		if (bpf_map_lookup_elem(bpf_map__fd(ctl->skel->maps.category_stats), &key, vals))
+		if (bpf_percpu_sum(fd, c, (__u64 *)&st, sizeof(st) / sizeof(__u64)))
 			continue;
-		for (i = 0; i < ncpu; i++)
-			total += vals[i].payload + vals[i].syn;
+		total += st.payload + st.syn;
 	}
-	free(vals);
 	if (total == pool->sc.prev_established)
 		return false;
 	pool->sc.prev_established = total;

@@ -51,28 +51,6 @@ static int open_pin(const char *dir, const char *name)
 	return bpf_obj_get(path);
 }
 
-/* Sums a per-CPU value of NWORDS 64-bit counters into OUT. */
-static int read_percpu(int fd, __u32 key, __u64 *out, int nwords)
-{
-	int ncpu = libbpf_num_possible_cpus(), i, j;
-	__u64 *vals;
-
-	if (ncpu <= 0)
-		return -EINVAL;
-	vals = calloc(ncpu, nwords * sizeof(__u64));
-	if (!vals)
-		return -ENOMEM;
-	if (bpf_map_lookup_elem(fd, &key, vals)) {
-		free(vals);
-		return -errno;
-	}
-	memset(out, 0, nwords * sizeof(__u64));
-	for (i = 0; i < ncpu; i++)
-		for (j = 0; j < nwords; j++)
-			out[j] += vals[i * nwords + j];
-	free(vals);
-	return 0;
-}
 
 #define NWORDS(type) ((int)(sizeof(type) / sizeof(__u64)))
 
@@ -91,13 +69,13 @@ static int read_pools(const char *dir, struct port_view *v)
 		pv = &v->pools[v->nr_pools];
 		if (bpf_map_lookup_elem(pools_fd, &i, &pv->pool) || !pv->pool.name[0])
 			continue;
-		err = read_percpu(steer_fd, i, (__u64 *)&pv->steer, NWORDS(pv->steer));
+		err = bpf_percpu_sum(steer_fd, i, (__u64 *)&pv->steer, NWORDS(pv->steer));
 		if (!err)
-			err = read_percpu(conn_fd, i, (__u64 *)&pv->conn, NWORDS(pv->conn));
+			err = bpf_percpu_sum(conn_fd, i, (__u64 *)&pv->conn, NWORDS(pv->conn));
 		v->nr_pools++;
 	}
 	if (!err)
-		err = read_percpu(conn_fd, TRIAGE_UNKNOWN_POOL, (__u64 *)&v->unattributed,
+		err = bpf_percpu_sum(conn_fd, TRIAGE_UNKNOWN_POOL, (__u64 *)&v->unattributed,
 				  NWORDS(v->unattributed));
 out:
 	close(pools_fd);
@@ -120,7 +98,7 @@ static int read_categories(const char *dir, struct port_view *v)
 		if (i < TRIAGE_MAX_CATEGORIES &&
 		    (bpf_map_lookup_elem(cat_fd, &i, &v->cats[i]) || !v->cats[i].name[0]))
 			continue;
-		err = read_percpu(steer_fd, i, (__u64 *)&v->cat_steer[i],
+		err = bpf_percpu_sum(steer_fd, i, (__u64 *)&v->cat_steer[i],
 				  NWORDS(v->cat_steer[i]));
 		if (i < TRIAGE_MAX_CATEGORIES)
 			v->nr_cats = i + 1;
@@ -146,7 +124,7 @@ static int read_port(const char *dir, unsigned int port, struct port_view *v)
 	close(fd);
 	fd = open_pin(dir, "defer_stats");
 	if (!err && fd >= 0)
-		err = read_percpu(fd, 0, (__u64 *)&v->defer, NWORDS(v->defer));
+		err = bpf_percpu_sum(fd, 0, (__u64 *)&v->defer, NWORDS(v->defer));
 	if (fd >= 0)
 		close(fd);
 	if (!err)
@@ -156,7 +134,7 @@ static int read_port(const char *dir, unsigned int port, struct port_view *v)
 	attach_read_info(port, &v->attach);
 	fd = open_pin(dir, "lookup_stats");
 	if (!err && fd >= 0)
-		err = read_percpu(fd, 0, (__u64 *)&v->lookup, NWORDS(v->lookup));
+		err = bpf_percpu_sum(fd, 0, (__u64 *)&v->lookup, NWORDS(v->lookup));
 	if (fd >= 0)
 		close(fd);
 	return err;

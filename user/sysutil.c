@@ -11,6 +11,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
 #include "sysutil.h"
 
 char *read_text_file(const char *path, size_t max)
@@ -235,5 +238,27 @@ int mkdir_p(const char *path, mode_t mode)
 	}
 	if (mkdir(buf, mode) && errno != EEXIST)
 		return -errno;
+	return 0;
+}
+
+int bpf_percpu_sum(int fd, unsigned int key, unsigned long long *out, int nwords)
+{
+	int ncpu = libbpf_num_possible_cpus(), i, j;
+	unsigned long long *vals;
+
+	if (ncpu <= 0)
+		return -EINVAL;
+	vals = calloc(ncpu, nwords * sizeof(*vals));
+	if (!vals)
+		return -ENOMEM;
+	if (bpf_map_lookup_elem(fd, &key, vals)) {
+		free(vals);
+		return -errno;
+	}
+	memset(out, 0, nwords * sizeof(*out));
+	for (i = 0; i < ncpu; i++)
+		for (j = 0; j < nwords; j++)
+			out[j] += vals[i * nwords + j];
+	free(vals);
 	return 0;
 }

@@ -29,5 +29,10 @@ void sleep_ms(long ms);
 /* Removes an empty cgroup folder, retrying while the kernel still frees it. */
 int cgroup_rmdir_wait(const char *path);
 int mkdir_p(const char *path, mode_t mode);
+/*
+ * Sums entry KEY of the per-CPU array map FD, whose value is NWORDS 64-bit
+ * counters, over every possible CPU into OUT. Returns 0 or a negative errno.
+ */
+int bpf_percpu_sum(int fd, unsigned int key, unsigned long long *out, int nwords);
 
 #endif /* TRIAGE_SYSUTIL_H */

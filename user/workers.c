@@ -589,22 +589,6 @@ static void schedule_restart(struct pool *pool, struct worker *w, double lived)
 	w->backoff_ms = w->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : w->backoff_ms * 2;
 }
 
-/* Returns the OOM kills counted in POOL's memory group so far. */
-static unsigned long long oom_kills(const struct pool *pool)
-{
-	bool v1 = pool->cg.v1[CG_MEMORY][0];
-	unsigned long long n = 0;
-	char buf[1024];
-	const char *p;
-
-	if (cgroup_read_file(&pool->cg, CG_MEMORY, v1 ? "memory.oom_control" : "memory.events",
-			     buf, sizeof(buf)))
-		return 0;
-	p = strstr(buf, "oom_kill ");
-	if (p)
-		sscanf(p + strlen("oom_kill "), "%llu", &n);
-	return n;
-}
 
 /*
  * A worker that the OOM killer ended at its pool's memory limit died of what
@@ -617,7 +601,7 @@ static bool killed_by_oom(struct pool *pool, int status)
 
 	if (!WIFSIGNALED(status) || WTERMSIG(status) != SIGKILL)
 		return false;
-	n = oom_kills(pool);
+	n = cgroup_oom_kills(&pool->cg);
 	if (n <= pool->oom_seen)
 		return false;
 	pool->oom_seen = n;

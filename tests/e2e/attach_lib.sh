@@ -12,26 +12,45 @@ PYTHON=/usr/bin/python3
 # sets the same variables as triage_start, so triage_wait_running,
 # triage_stop and triage_cleanup work on it.
 attach_start() {
-	local i
+	local log=$1
 
-	TRIAGE_LOG=$1
 	shift
-	TRIAGE_STATUS=""
-	TRIAGE_PID=""
-	rm -f "$TMP_DIR/triage.pid" "$TMP_DIR/triage.status"
-	(
-		nsenter --net="/run/netns/$SRV_NS" "$TRIAGE" attach "$@" 2>"$TRIAGE_LOG" &
-		echo $! >"$TMP_DIR/triage.pid"
-		status=0
-		wait $! || status=$?
-		echo "$status" >"$TMP_DIR/triage.status"
-	) 2>/dev/null &
-	TRIAGE_WAITER=$!
-	for ((i = 0; i < 100; i++)); do
-		[ ! -s "$TMP_DIR/triage.pid" ] || break
-		sleep 0.05
+	triage_spawn "$log" attach "$@"
+}
+
+# Writes DIR/nginx.conf for nginx in the foreground with WORKERS worker
+# processes that listen with reuseport on $SRV_IP:PORT and answer every
+# request with "nginx". The pid file, log and temp paths are in DIR. USER,
+# when given, is the value of nginx's 'user' directive.
+nginx_conf() {
+	local dir=$1 port=$2 workers=$3 user=${4:-} temp_paths="" module
+
+	mkdir -p "$dir"
+	for module in client_body proxy fastcgi uwsgi scgi; do
+		if ! nginx -V 2>&1 | grep -q -- "--without-http_${module}_module"; then
+			temp_paths="$temp_paths ${module}_temp_path $dir/$module;"
+		fi
 	done
-	TRIAGE_PID=$(cat "$TMP_DIR/triage.pid")
+	{
+		echo "daemon off;"
+		if [ -n "$user" ]; then
+			echo "user $user;"
+		fi
+		cat <<EOF
+worker_processes $workers;
+pid $dir/nginx.pid;
+error_log $dir/error.log warn;
+events { worker_connections 512; }
+http {
+	access_log off;
+	$temp_paths
+	server {
+		listen $SRV_IP:$port reuseport;
+		location / { return 200 "nginx\n"; }
+	}
+}
+EOF
+	} >"$dir/nginx.conf"
 }
 
 # Creates a cgroup v2 folder for the test's service and sets SVC_CG.

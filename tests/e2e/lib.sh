@@ -283,18 +283,25 @@ wait_gone() {
 }
 
 # Starts 'triage run' with CONFIG in the server namespace, logging to LOG,
-# and sets TRIAGE_PID. A subshell waits for triage and stores its exit
-# status. Because the subshell's stderr goes nowhere, bash does not print
-# "Killed" when a test ends triage with SIGKILL on purpose.
+# and sets TRIAGE_PID.
 triage_start() {
+	triage_spawn "$2" run --config "$1"
+}
+
+# Starts 'triage ARGS...' in the server namespace, logging to LOG, and sets
+# TRIAGE_PID. A subshell waits for triage and stores its exit status.
+# Because the subshell's stderr goes nowhere, bash does not print "Killed"
+# when a test ends triage with SIGKILL on purpose.
+triage_spawn() {
 	local i
 
-	TRIAGE_LOG=$2
+	TRIAGE_LOG=$1
+	shift
 	TRIAGE_STATUS=""
 	TRIAGE_PID=""
 	rm -f "$TMP_DIR/triage.pid" "$TMP_DIR/triage.status"
 	(
-		nsenter --net="/run/netns/$SRV_NS" "$TRIAGE" run --config "$1" 2>"$TRIAGE_LOG" &
+		nsenter --net="/run/netns/$SRV_NS" "$TRIAGE" "$@" 2>"$TRIAGE_LOG" &
 		echo $! >"$TMP_DIR/triage.pid"
 		status=0
 		wait $! || status=$?

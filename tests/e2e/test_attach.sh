@@ -22,29 +22,8 @@ MIGRATE=$(srv_sysctl net.ipv4.tcp_migrate_req)
 
 # nginx runs as nobody from its own folder: config, pid file, logs, temp paths.
 NGX=$TMP_DIR/nginx
-mkdir -p "$NGX"
+nginx_conf "$NGX" "$PORT" 2
 chown nobody "$NGX"
-temp_paths=""
-for module in client_body proxy fastcgi uwsgi scgi; do
-	if ! nginx -V 2>&1 | grep -q -- "--without-http_${module}_module"; then
-		temp_paths="$temp_paths ${module}_temp_path $NGX/$module;"
-	fi
-done
-cat >"$NGX/nginx.conf" <<EOF2
-daemon off;
-worker_processes 2;
-pid $NGX/nginx.pid;
-error_log $NGX/error.log warn;
-events { worker_connections 512; }
-http {
-	access_log off;
-	$temp_paths
-	server {
-		listen $SRV_IP:$PORT reuseport;
-		location / { return 200 "nginx\n"; }
-	}
-}
-EOF2
 
 service_cgroup
 # The shell joins the test's cgroup, then execs nsenter and nginx, so $! is nginx's master.

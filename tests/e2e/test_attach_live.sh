@@ -50,29 +50,7 @@ EOF
 # master stays root, as in a packaged nginx, so its listening sockets belong
 # to root like triage's, which triage creates before a worker drops to nobody.
 NGX=$TMP_DIR/nginx
-mkdir -p "$NGX"
-temp_paths=""
-for module in client_body proxy fastcgi uwsgi scgi; do
-	if ! nginx -V 2>&1 | grep -q -- "--without-http_${module}_module"; then
-		temp_paths="$temp_paths ${module}_temp_path $NGX/$module;"
-	fi
-done
-cat >"$NGX/nginx.conf" <<EOF2
-daemon off;
-user nobody nogroup;
-worker_processes 2;
-pid $NGX/nginx.pid;
-error_log $NGX/error.log warn;
-events { worker_connections 512; }
-http {
-	access_log off;
-	$temp_paths
-	server {
-		listen $SRV_IP:$PORT reuseport;
-		location / { return 200 "nginx\n"; }
-	}
-}
-EOF2
+nginx_conf "$NGX" "$PORT" 2 "nobody nogroup"
 
 # A server as root on ADDRESS:PORT: KIND tcp (with SO_REUSEPORT), tcp-plain
 # (without) or udp.

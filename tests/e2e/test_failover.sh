@@ -166,32 +166,7 @@ check_nothing_left_scaled "$SVC_PORT" "$SYNCOOKIES" "$MIGRATE_REQ" "after part 2
 # Part 4: nginx closes one of its listeners while attached.
 
 NGX=$TMP_DIR/nginx
-mkdir -p "$NGX"
-temp_paths=""
-for module in client_body proxy fastcgi uwsgi scgi; do
-	if ! nginx -V 2>&1 | grep -q -- "--without-http_${module}_module"; then
-		temp_paths="$temp_paths ${module}_temp_path $NGX/$module;"
-	fi
-done
-write_nginx_conf() {
-	cat >"$NGX/nginx.conf" <<EOF2
-daemon off;
-user nobody nogroup;
-worker_processes $1;
-pid $NGX/nginx.pid;
-error_log $NGX/error.log warn;
-events { worker_connections 512; }
-http {
-	access_log off;
-	$temp_paths
-	server {
-		listen $SRV_IP:$NGX_PORT reuseport;
-		location / { return 200 "nginx\n"; }
-	}
-}
-EOF2
-}
-write_nginx_conf 2
+nginx_conf "$NGX" "$NGX_PORT" 2 "nobody nogroup"
 nsenter --net="/run/netns/$SRV_NS" nginx -c "$NGX/nginx.conf" -p "$NGX" -e "$NGX/error.log" \
 	2>"$TMP_DIR/nginx.out" &
 NGINX=$!
@@ -226,7 +201,7 @@ else
 	show_file "$TMP_DIR/nginx-attach.log"
 	exit 1
 fi
-write_nginx_conf 1
+nginx_conf "$NGX" "$NGX_PORT" 1 "nobody nogroup"
 kill -HUP "$NGINX"
 for ((i = 0; i < 50; i++)); do
 	grep -q "closed its listener" "$TMP_DIR/nginx-attach.log" && break
