@@ -3,9 +3,9 @@
  * sk_lookup program for a port whose service listens without SO_REUSEPORT.
  * For each lookup of a new connection (the SYN, and with SYN cookies the
  * first data segment too) it decides from the client address alone, so both
- * lookups of one connection get the same answer: leave it to the service's
- * socket, or assign triage's entry socket, whose reuseport group then picks
- * a pool from the payload.
+ * lookups of one connection get the same result. It either leaves the
+ * connection to the service's socket or assigns triage's entry socket, whose
+ * reuseport group then picks a pool from the payload.
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>

@@ -117,8 +117,8 @@ struct {
 
 /*
  * Slot of each listener by socket cookie, written by the controller. When a
- * listener closes, the kernel asks the program where its queued connections
- * go, and this says which pool the closing listener served.
+ * listener closes, the kernel runs the program for each queued connection,
+ * and this map gives the pool that the closing listener served.
  */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -260,15 +260,15 @@ static bool emerge_key_of(__u32 kind, const struct triage_http_req *req,
 static void count_emerge(__u32 kind, const struct triage_http_req *req)
 {
 	struct triage_emerge_key key = {};
-	__u64 one = 1, *n;
+	__u64 first = 1, *count;
 
 	if (!(req->flags & TRIAGE_REQ_HTTP) || !emerge_key_of(kind, req, &key))
 		return;
-	n = bpf_map_lookup_elem(&emerge, &key);
-	if (n)
-		__sync_fetch_and_add(n, 1);
+	count = bpf_map_lookup_elem(&emerge, &key);
+	if (count)
+		__sync_fetch_and_add(count, 1);
 	else
-		bpf_map_update_elem(&emerge, &key, &one, BPF_NOEXIST);
+		bpf_map_update_elem(&emerge, &key, &first, BPF_NOEXIST);
 }
 
 /*

@@ -121,7 +121,7 @@ struct triage_port_conf {
 	__u32 pad;
 };
 
-/* What the emerge map counts requests that match no rule by. */
+/* Key kind by which the emerge map counts requests that match no rule. */
 enum triage_emerge_kind {
 	TRIAGE_EMERGE_PATH	= 1,	/* first path segment, with its leading '/' */
 	TRIAGE_EMERGE_HOST	= 2,	/* Host header, lower case, without port */
@@ -204,8 +204,8 @@ struct triage_flow {
 };
 
 /*
- * Per-CPU counters of one listener slot, so the controller sees active
- * connections per worker. A connection that migrates to another listener
+ * Per-CPU counters of one listener slot, from which the controller computes
+ * active connections per worker. A connection that migrates to another listener
  * stays counted on the slot that first took it.
  */
 struct triage_slot_stats {

@@ -40,7 +40,7 @@ readonly LOAD_MARGIN_S=15
 readonly STOP_TIMEOUT_S=30
 readonly LIGHTTPD_WAIT_S=5
 readonly CURL_TIMEOUT_S=10
-# Longest time the emerging step sends /blob requests.
+# Maximum time in seconds that the emerging step sends /blob requests.
 readonly EMERGE_S=15
 
 # Path families: "NAME URL-PATH EXPECTED-POOL CONNECTIONS", one per wrk.

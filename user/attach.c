@@ -41,7 +41,7 @@ struct inet_entry {
 	unsigned int uid;
 };
 
-/* Socket inodes of the process and the descriptor that holds each. */
+/* Socket inodes of a process, each with the descriptor that refers to it. */
 struct proc_socks {
 	unsigned long inode[1024];
 	int fd[1024];
@@ -199,6 +199,10 @@ static int report_denied(const struct controller *ctl, pid_t pid, const char *co
 {
 	char scope[16] = "", cause[256];
 
+	/*
+	 * NOTE: the Yama branches have not run, because the test hosts have no
+	 * Yama. Only the missing CAP_SYS_PTRACE branch has a test.
+	 */
 	if (sysctl_read("kernel.yama.ptrace_scope", scope, sizeof(scope)))
 		scope[0] = '\0';
 	if (scope[0] && strcmp(scope, "0") && strcmp(scope, "3") && !have_cap_sys_ptrace())
@@ -675,13 +679,13 @@ static const char attach_usage[] =
 	"start as usual; it is rejected while a controller of port P runs.\n"
 	"'triage detach --port P' gives the port back to the process.\n"
 	"  -p, --port P          the service's TCP port; must equal 'port' in the config\n"
-	"  -P, --pid PID         a process that holds the service's listening sockets\n"
+	"  -P, --pid PID         a process that has the service's listening sockets open\n"
 	"  -n, --pool NAME       the pool that the service's sockets form\n"
 	"  -m, --move-to-pool    move the service's processes into that pool's cgroups\n"
 	"  -c, --config FILE     YAML configuration of a new controller\n"
 	"  -v, --verbose         also log debug messages\n";
 
-static int parse_number(const char *what, const char *text, long max, long *out)
+static int parse_number(const char *option, const char *text, long max, long *out)
 {
 	char *end;
 
@@ -689,7 +693,7 @@ static int parse_number(const char *what, const char *text, long max, long *out)
 	*out = strtol(text, &end, 10);
 	if (*text && !*end && !errno && *out >= 1 && *out <= max)
 		return 0;
-	fprintf(stderr, "triage: invalid %s '%s': expected an integer from 1 to %ld\n", what, text,
+	fprintf(stderr, "triage: invalid %s '%s': expected an integer from 1 to %ld\n", option, text,
 		max);
 	return 2;
 }

@@ -1,10 +1,10 @@
 /* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
 /*
- * Attaching to a service that already listens on the port: triage takes
- * duplicates of the service's listening sockets with pidfd_getfd() and steers
- * the port either through the sockets' reuseport group or, for sockets
- * without SO_REUSEPORT, through an sk_lookup program in the network
- * namespace. The service's processes are never signalled by triage.
+ * Attaching to a service that already listens on the port. triage takes
+ * duplicates of the service's listening sockets with pidfd_getfd(). It steers
+ * the port through the sockets' reuseport group, or through an sk_lookup
+ * program in the network namespace for sockets without SO_REUSEPORT. triage
+ * sends no signal to the service's processes.
  */
 #ifndef TRIAGE_ATTACH_H
 #define TRIAGE_ATTACH_H
@@ -53,7 +53,7 @@ struct attach {
 	int lookup_link_fd;
 };
 
-/* What the record says about an attached port, for `triage status`. */
+/* Attach details of a port as read from its record, for `triage status`. */
 struct attach_info {
 	bool attached;
 	pid_t pid;
@@ -109,9 +109,9 @@ int attach_live(struct controller *ctl, pid_t pid, const char *pool, bool move_t
 void attach_pool_slots(const struct controller *ctl, const struct pool *pool,
 		       struct triage_pool *val);
 /*
- * Once per tick: when the attached process is gone and no other process holds
- * its sockets, takes them out of the pool and moves their queued connections
- * to triage's listeners.
+ * Checks the attached service once per tick. Sockets that no process other
+ * than the controller has open leave the pool, and their queued connections
+ * move to other listeners.
  */
 void attach_tick(struct controller *ctl);
 /* Sends new connections to the service alone, before the workers stop. */

@@ -21,7 +21,7 @@
 
 #define CTL_REQUEST_MAX		256
 #define CTL_REPLY_MAX		8192
-/* A connected client that sends nothing holds up the controller's loop at most this long. */
+/* Maximum time a connected client that sends nothing can stall the controller's loop. */
 #define CTL_SERVER_TIMEOUT_S	1
 /* The controller replies after its checks and the attach, which take well under this. */
 #define CTL_CLIENT_TIMEOUT_S	30

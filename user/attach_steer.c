@@ -549,7 +549,7 @@ static int live_pick_slots(struct controller *ctl, struct pool *pool, struct att
 	for (i = 0; i < at->nr_socks; i++, j--) {
 		for (; j >= 0; j--) {
 			w = &pool->workers[j];
-			if (!w->wanted && !w->pid && w->lfd < 0 && w->state == W_IDLE)
+			if (!w->in_pool && !w->pid && w->lfd < 0 && w->state == W_IDLE)
 				break;
 		}
 		if (j < 0) {
@@ -659,7 +659,7 @@ int attach_live(struct controller *ctl, pid_t pid, const char *name, bool move_t
 	/* The service's pool is the service's now: triage neither scales nor removes it. */
 	pool->cfg->scaling.enabled = false;
 	pool->cfg->removable = false;
-	drained = workers_drain(ctl, pool, workers_wanted(pool));
+	drained = workers_drain(ctl, pool, workers_in_pool(pool));
 	snprintf(reply, len, "port %u: attached process %d (%s): its %d listening socket%s on %s:%u form pool '%s', steered through the reuseport group of triage's listeners; %d worker%s of pool '%s' drained%s",
 		 ctl->cfg->port, at->pid, at->comm, at->nr_socks, at->nr_socks == 1 ? "" : "s",
 		 ctl->cfg->addr_text, ctl->cfg->port, pool->cfg->name, drained,
@@ -947,17 +947,17 @@ static pid_t find_socket_owner(unsigned long inode)
 }
 
 /*
- * The service is gone when no other process holds its sockets: then only
- * triage's copies keep them listening, and connections would queue there
- * unanswered. Its slots leave the socket array and the copies are shut down,
- * so what was queued moves to triage's listeners of the group.
+ * Removes the service's sockets once no other process has them open. Only
+ * triage's copies would keep them listening then, so connections would wait
+ * there and never be accepted. Shutting the copies down moves what is
+ * queued to triage's listeners of the group.
  */
 static void service_gone(struct controller *ctl)
 {
 	struct attach *at = ctl->attach;
 	int i;
 
-	pr_warn("port %u: process %d (%s) exited and no other process holds its listening sockets; removing them from pool '%s'",
+	pr_warn("port %u: process %d (%s) exited and no other process has its listening sockets open; removing them from pool '%s'",
 		ctl->cfg->port, at->pid, at->comm, ctl->cfg->pools[at->pool].name);
 	if (at->mech == ATTACH_SK_LOOKUP && at->lookup) {
 		/* A prefix of length 0 matches every client: all go to triage's group. */
@@ -1004,10 +1004,12 @@ static void record_group_again(struct controller *ctl)
 }
 
 /*
- * The service closed one of its listeners (nginx reloaded with fewer
- * workers, say) while triage's copy keeps it listening: nothing would accept
- * what lands there. Take it out of the pool and shut the copy down, so its
- * queue moves to the service's other listeners.
+ * Removes the listeners that the service closed, as nginx does when it
+ * reloads with fewer workers. triage's copy would keep such a listener open
+ * while no process accepts from it, so shutting the copy down moves its queue
+ * to the service's other listeners.
+ * NOTE: listeners that the service opens later (a reload with more workers)
+ * are not added, so they get no connections until the next attach.
  */
 static void release_closed_socks(struct controller *ctl)
 {
@@ -1050,7 +1052,7 @@ void attach_tick(struct controller *ctl)
 		service_gone(ctl);
 		return;
 	}
-	pr_info("port %u: process %d exited; process %d still holds the service's sockets, so it is followed instead",
+	pr_info("port %u: process %d exited; process %d still has the service's sockets open, so the controller follows it instead",
 		ctl->cfg->port, at->pid, holder);
 	at->pid = holder;
 	at->start_time = proc_start_time(holder);

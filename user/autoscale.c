@@ -1,10 +1,10 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /*
  * The autoscaler. Once per tick it reads each pool's signals (the sockops
- * counters, the listeners' accept queues, the cgroup files), computes how
- * many workers the pool's policy asks for, fits every pool into the host
- * budget by weight, and then resizes: shrinking pools first, so that the
- * sum of the limits stays within the budget at every moment.
+ * counters, the listeners' accept queues, the cgroup files) and computes
+ * the worker count that the pool's policy recommends. Then it fits every
+ * pool into the host budget by weight and resizes. Shrinking pools go
+ * first, so the sum of the limits stays within the budget at every moment.
  */
 #include <errno.h>
 #include <math.h>
@@ -89,7 +89,7 @@ static double seconds_between(const struct timespec *a, const struct timespec *b
 	return (b->tv_sec - a->tv_sec) + (b->tv_nsec - a->tv_nsec) / 1e9;
 }
 
-/* CPU use comes from the v2 cpu.stat, which every group has; throttling from where cpu lives. */
+/* Reads CPU use from the v2 cpu.stat, which every group has, and throttling where cpu lives. */
 static void read_cpu(struct pool *pool, double dt)
 {
 	struct pool_scaler *sc = &pool->sc;
@@ -118,7 +118,7 @@ static void read_cpu(struct pool *pool, double dt)
 	m->cpu_limit = pool->cfg->limits.has_cpus ? pool->cfg->limits.cpus : 0;
 }
 
-/* Per worker: active connections from the slot counters, queue depth from its listener. */
+/* Reads each worker's active connections from its slot counters and its listener's queue. */
 static void read_workers(struct controller *ctl, struct pool *pool)
 {
 	int fd = bpf_map__fd(ctl->skel->maps.slot_stats), j;
@@ -134,7 +134,7 @@ static void read_workers(struct controller *ctl, struct pool *pool)
 		w->active = 0;
 		w->queued = 0;
 		/* Idle slots are left out of the report, so their counters are not read. */
-		if (!w->pid && !w->wanted)
+		if (!w->pid && !w->in_pool)
 			continue;
 		if (!bpf_percpu_sum(fd, w->slot, ss, 2))
 			w->active = ss[0] > ss[1] ? ss[0] - ss[1] : 0;
@@ -184,8 +184,8 @@ static void read_signals(struct controller *ctl, struct pool *pool)
 	sc->have_prev = true;
 }
 
-/* The worker count the policy recommends this tick, before the growth cap and the window. */
-static __u32 recommend(const struct pool *pool, __u32 cur, char *why, size_t len)
+/* Returns the worker count that the policy recommends this tick, before cap and window. */
+static __u32 recommend(const struct pool *pool, __u32 cur, char *reason, size_t len)
 {
 	const struct pool_scaling *s = &pool->cfg->scaling;
 	const struct pool_metrics *m = &pool->m;
@@ -197,7 +197,7 @@ static __u32 recommend(const struct pool *pool, __u32 cur, char *why, size_t len
 		double util = limit > 0 ? m->cpu_usage / limit : 0;
 
 		want = ceil(cur * util / s->target_value - 1e-9);
-		snprintf(why, len, "CPU %.2f of %.2f allowed (%.0f%%), target %.0f%%",
+		snprintf(reason, len, "CPU %.2f of %.2f allowed (%.0f%%), target %.0f%%",
 			 m->cpu_usage, limit, util * 100, s->target_value * 100);
 		/*
 		 * Use cannot rise above the limit, so a pool at its limit hides how
@@ -205,13 +205,13 @@ static __u32 recommend(const struct pool *pool, __u32 cur, char *why, size_t len
 		 */
 		if (util >= SATURATED && want < ceil(cur * s->up_factor - 1e-9)) {
 			want = ceil(cur * s->up_factor - 1e-9);
-			n = strlen(why);
-			snprintf(why + n, len - n, "; at its limit, so up to x%g", s->up_factor);
+			n = strlen(reason);
+			snprintf(reason + n, len - n, "; at its limit, so up to x%g", s->up_factor);
 		}
 	} else {
 		/* Queued connections are counted as active: they are established already. */
 		want = ceil((double)m->active / s->target_value - 1e-9);
-		snprintf(why, len, "%llu active connections (%u queued), target %g per worker",
+		snprintf(reason, len, "%llu active connections (%u queued), target %g per worker",
 			 (unsigned long long)m->active, m->queued, s->target_value);
 	}
 	if (want < s->min)
@@ -221,7 +221,7 @@ static __u32 recommend(const struct pool *pool, __u32 cur, char *why, size_t len
 	return (__u32)want;
 }
 
-/* Highest recommendation over the stabilization window, this tick's included. */
+/* Returns the highest recommendation over the stabilization window, this tick's included. */
 static __u32 window_max(struct pool_scaler *sc, const struct pool_scaling *s, __u32 rec)
 {
 	long long bucket_ms = s->down_window_s * 1000LL / SCALE_BUCKETS, now_ms, id;
@@ -248,13 +248,13 @@ static __u32 window_max(struct pool_scaler *sc, const struct pool_scaling *s, __
 }
 
 /* Applies the growth cap and the scale-down window to this tick's recommendation. */
-static __u32 desired_size(struct pool *pool, __u32 cur, __u32 rec, char *why, size_t len)
+static __u32 desired_size(struct pool *pool, __u32 cur, __u32 rec, char *reason, size_t len)
 {
 	const struct pool_scaling *s = &pool->cfg->scaling;
 	__u32 high = window_max(&pool->sc, s, rec), cap;
-	size_t n = strlen(why);
+	size_t n = strlen(reason);
 
-	pool->sc.wanted = rec > cur ? rec : (high < cur ? high : cur);
+	pool->sc.stabilized = rec > cur ? rec : (high < cur ? high : cur);
 	if (rec > cur) {
 		cap = (__u32)ceil(cur * s->up_factor - 1e-9);
 		if (s->up_step_max && cap > cur + s->up_step_max)
@@ -262,20 +262,20 @@ static __u32 desired_size(struct pool *pool, __u32 cur, __u32 rec, char *why, si
 		if (cap <= cur)
 			cap = cur + 1;
 		if (rec > cap) {
-			snprintf(why + n, len - n, "; growth capped at %u this tick", cap);
+			snprintf(reason + n, len - n, "; growth capped at %u this tick", cap);
 			return cap;
 		}
 		return rec;
 	}
 	if (high < cur) {
-		snprintf(why + n, len - n, "; highest recommendation in the last %u s: %u",
+		snprintf(reason + n, len - n, "; highest recommendation in the last %u s: %u",
 			 s->down_window_s, high);
 		return high;
 	}
 	return cur;
 }
 
-/* CPU and memory that N workers of POOL need from the budget. */
+/* Returns the CPU and the memory that N workers of POOL need from the budget. */
 static double cpu_need(const struct pool *pool, __u32 n)
 {
 	if (pool->cfg->scaling.cpus_per_worker > 0)
@@ -314,7 +314,7 @@ static void fit_budget(struct controller *ctl)
 		p = &ctl->pools[i];
 		if (!p->active)
 			continue;
-		p->sc.granted = scaled(ctl, p) ? p->cfg->scaling.min : (__u32)workers_wanted(p);
+		p->sc.granted = scaled(ctl, p) ? p->cfg->scaling.min : (__u32)workers_in_pool(p);
 		cpu_left -= cpu_need(p, p->sc.granted);
 		mem_left -= mem_need(p, p->sc.granted);
 	}
@@ -323,7 +323,7 @@ static void fit_budget(struct controller *ctl)
 		best_score = INFINITY;
 		for (i = 0; i < ctl->nr_pools; i++) {
 			p = &ctl->pools[i];
-			if (!scaled(ctl, p) || p->sc.granted >= p->sc.wanted)
+			if (!scaled(ctl, p) || p->sc.granted >= p->sc.stabilized)
 				continue;
 			if (cpu_need(p, p->sc.granted + 1) - cpu_need(p, p->sc.granted) >
 			    cpu_left + CPU_EPSILON ||
@@ -358,7 +358,7 @@ static void note_decision(struct pool *pool, const char *fmt, ...)
 	pr_info("pool '%s': %s", pool->cfg->name, pool->sc.decision);
 }
 
-/* Writes the limits for N workers; returns false when the kernel refused. */
+/* Writes the limits for N workers. Returns false when the kernel rejected a value. */
 static bool set_limits(struct pool *pool, __u32 n)
 {
 	struct pool_config *cfg = pool->cfg;
@@ -397,7 +397,7 @@ static void describe_limits(const struct pool *pool, char *buf, size_t len)
 			 (long long)(l->memory_max >> 20));
 }
 
-static void shrink(struct controller *ctl, struct pool *pool, __u32 cur, const char *why)
+static void shrink(struct controller *ctl, struct pool *pool, __u32 cur, const char *reason)
 {
 	__u32 to = pool->sc.granted;
 	char lim[128];
@@ -405,10 +405,10 @@ static void shrink(struct controller *ctl, struct pool *pool, __u32 cur, const c
 	workers_drain(ctl, pool, cur - to);
 	set_limits(pool, to);
 	describe_limits(pool, lim, sizeof(lim));
-	note_decision(pool, "workers %u -> %u: %s%s", cur, to, why, lim);
+	note_decision(pool, "workers %u -> %u: %s%s", cur, to, reason, lim);
 }
 
-/* Budget still free after every other pool's current limits. */
+/* Computes the budget still free after every other pool's current limits. */
 static void budget_left(struct controller *ctl, const struct pool *except, double *cpu,
 			double *mem)
 {
@@ -427,7 +427,7 @@ static void budget_left(struct controller *ctl, const struct pool *except, doubl
 	}
 }
 
-static void grow(struct controller *ctl, struct pool *pool, __u32 cur, const char *why)
+static void grow(struct controller *ctl, struct pool *pool, __u32 cur, const char *reason)
 {
 	__u32 to = pool->sc.granted;
 	double cpu, mem;
@@ -443,7 +443,7 @@ static void grow(struct controller *ctl, struct pool *pool, __u32 cur, const cha
 		return;
 	workers_add(ctl, pool, to - cur);
 	describe_limits(pool, lim, sizeof(lim));
-	note_decision(pool, "workers %u -> %u: %s%s", cur, to, why, lim);
+	note_decision(pool, "workers %u -> %u: %s%s", cur, to, reason, lim);
 }
 
 static void report_held_back(struct pool *pool, __u32 before)
@@ -454,17 +454,17 @@ static void report_held_back(struct pool *pool, __u32 before)
 		return;
 	if (sc->held_back)
 		pr_warn("pool '%s': held back by the host budget: wants %u workers, the budget grants %u (%u fewer, weight %u)",
-			pool->cfg->name, sc->wanted, sc->share, sc->held_back,
+			pool->cfg->name, sc->stabilized, sc->share, sc->held_back,
 			pool->cfg->scaling.weight);
 	else
 		pr_info("pool '%s': no longer held back by the host budget (wants %u workers)",
-			pool->cfg->name, sc->wanted);
+			pool->cfg->name, sc->stabilized);
 }
 
 void autoscale_tick(struct controller *ctl)
 {
-	static char why[TRIAGE_MAX_POOLS][256];
-	__u32 cur[TRIAGE_MAX_POOLS] = {}, held;
+	static char reason[TRIAGE_MAX_POOLS][256];
+	__u32 cur[TRIAGE_MAX_POOLS] = {}, prev_held;
 	struct pool *p;
 	int i;
 
@@ -473,42 +473,42 @@ void autoscale_tick(struct controller *ctl)
 		if (!p->active)
 			continue;
 		read_signals(ctl, p);
-		cur[i] = workers_wanted(p);
+		cur[i] = workers_in_pool(p);
 		p->sc.desired = cur[i];
-		p->sc.wanted = cur[i];
+		p->sc.stabilized = cur[i];
 		if (!scaled(ctl, p))
 			continue;
-		/* The starting size counts as a recommendation, so it holds for one window. */
+		/* The starting size counts as a recommendation, so it stays for one window. */
 		if (!p->sc.seeded) {
 			window_max(&p->sc, &p->cfg->scaling, cur[i]);
 			p->sc.seeded = true;
 		}
-		p->sc.recommended = recommend(p, cur[i], why[i], sizeof(why[i]));
-		p->sc.desired = desired_size(p, cur[i], p->sc.recommended, why[i], sizeof(why[i]));
+		p->sc.recommended = recommend(p, cur[i], reason[i], sizeof(reason[i]));
+		p->sc.desired = desired_size(p, cur[i], p->sc.recommended, reason[i], sizeof(reason[i]));
 	}
 	/*
-	 * The budget shares out what the pools want over the window, so a pool
-	 * held back shows its full shortfall; the growth cap then limits how
-	 * much of its share it takes in this tick.
+	 * The budget shares out the stabilized recommendations, so a pool held
+	 * back shows its full shortfall. The growth cap then limits how much of
+	 * its share it takes in this tick.
 	 */
 	fit_budget(ctl);
 	for (i = 0; i < ctl->nr_pools; i++) {
 		p = &ctl->pools[i];
 		if (!scaled(ctl, p))
 			continue;
-		held = p->sc.held_back;
+		prev_held = p->sc.held_back;
 		p->sc.share = p->sc.granted;
-		p->sc.held_back = p->sc.wanted > p->sc.share ? p->sc.wanted - p->sc.share : 0;
+		p->sc.held_back = p->sc.stabilized > p->sc.share ? p->sc.stabilized - p->sc.share : 0;
 		if (p->sc.granted > p->sc.desired)
 			p->sc.granted = p->sc.desired;
-		report_held_back(p, held);
+		report_held_back(p, prev_held);
 		if (p->sc.granted < cur[i])
-			shrink(ctl, p, cur[i], why[i]);
+			shrink(ctl, p, cur[i], reason[i]);
 	}
 	for (i = 0; i < ctl->nr_pools; i++) {
 		p = &ctl->pools[i];
 		if (scaled(ctl, p) && p->sc.granted > cur[i])
-			grow(ctl, p, cur[i], why[i]);
+			grow(ctl, p, cur[i], reason[i]);
 	}
 	pools_report_write(ctl, false);
 }

@@ -1421,7 +1421,7 @@ int cgroup_read_file(const struct cg_group *grp, enum cg_ctrl c, const char *fil
 	return rc ? rc : read_text(path, buf, len);
 }
 
-/* Where controller C lives for GRP: its v1 folder, else the v2 folder. */
+/* Returns the folder of controller C for GRP: its v1 folder, else the v2 folder. */
 static const char *ctrl_dir(const struct cg_group *grp, enum cg_ctrl c, bool *v2)
 {
 	*v2 = !grp->v1[c][0];

@@ -115,9 +115,9 @@ int cgroup_read_file(const struct cg_group *grp, enum cg_ctrl c, const char *fil
 /*
  * Changes the CPU limit (cpu.max, or cpu.cfs_quota_us on v1) or the memory
  * limit (memory.max, or memory.limit_in_bytes on v1) of a group whose
- * controller cgroup_create() placed. Returns 0 or a negative errno with ERR
- * naming the file and the value; a memory limit below the group's usage
- * fails with -EBUSY on v1 after the kernel tried to reclaim.
+ * controller cgroup_create() placed. Returns 0, or a negative errno with ERR
+ * naming the file and the value. On v1, a memory limit below the group's
+ * usage fails with -EBUSY after the kernel tried to reclaim.
  */
 int cgroup_set_cpus(struct cg_group *grp, double cpus, char *err, size_t len);
 int cgroup_set_memory_max(struct cg_group *grp, int64_t bytes, char *err, size_t len);

@@ -33,14 +33,14 @@ struct pool_limits {
 	bool account_memory;
 };
 
-/* What a scaled pool sizes itself for. */
+/* Target that a scaled pool sizes itself for. */
 enum scale_target {
 	SCALE_ACTIVE = 1,		/* active connections per worker */
 	SCALE_CPU,			/* CPU utilization of the pool's CPU limit */
 };
 
 /*
- * How a pool resizes itself; enabled is false for a pool of fixed size. When
+ * Scaling policy of a pool. enabled is false for a pool of fixed size. When
  * cpus_per_worker or memory_per_worker is set, the pool's cpu.max or
  * memory.max follows its worker count, and config_load() writes the values
  * for the starting count into the pool's limits.

@@ -17,7 +17,7 @@ struct emerge_state;
 struct attach;
 
 enum worker_state {
-	W_IDLE,				/* no process; restarted while wanted */
+	W_IDLE,				/* no process, and restarted when in the pool */
 	W_RUNNING,
 	W_DRAINING,			/* out of the socket array, finishing its requests */
 };
@@ -26,7 +26,7 @@ struct worker {
 	pid_t pid;			/* 0 while not running */
 	__u32 slot;			/* index in the socket array */
 	int state;			/* enum worker_state */
-	bool wanted;			/* part of the pool's size: restarted when it exits */
+	bool in_pool;			/* counted in the pool's size, so restarted when it exits */
 	/*
 	 * The controller's copy of the worker's listener. It keeps the listener
 	 * open after the worker dies, until the controller shuts it down, which
@@ -77,11 +77,11 @@ struct pool_scaler {
 	struct timespec prev_at;
 	bool have_prev;
 	__u32 recommended;		/* what the policy asked for in the last tick */
-	__u32 wanted;			/* after the stabilization window, before the growth cap */
+	__u32 stabilized;		/* recommendation after the window, before the growth cap */
 	__u32 desired;			/* after the growth cap and the stabilization window */
 	__u32 granted;			/* after the host budget */
-	__u32 share;			/* what the host budget grants towards wanted */
-	__u32 held_back;		/* wanted - share: the workers the budget denies */
+	__u32 share;			/* workers the host budget grants towards stabilized */
+	__u32 held_back;		/* stabilized - share: workers the budget denies */
 	long long bucket_id[SCALE_BUCKETS];
 	__u32 bucket_max[SCALE_BUCKETS];
 	char decision[320];		/* the last change and its reason */
@@ -160,8 +160,8 @@ int workers_add(struct controller *ctl, struct pool *pool, int n);
  * migrates, then SIGTERM and SIGKILL after the grace period.
  */
 int workers_drain(struct controller *ctl, struct pool *pool, int n);
-/* Counts the workers of POOL that are wanted, running or not. */
-int workers_wanted(const struct pool *pool);
+/* Counts the workers in POOL's size, running or not. */
+int workers_in_pool(const struct pool *pool);
 /* Counts the processes of POOL, draining ones included. */
 int workers_alive(const struct pool *pool);
 /* Reaps exited workers and schedules their restart. */

@@ -5,7 +5,7 @@
  * whose rate stays at the configured level for the configured time becomes a
  * category with a pool made from the template, and a rule for it goes into
  * the rules map after every configured rule. A removable pool without a
- * connection for its idle timeout is drained and removed; its traffic then
+ * connection for its idle timeout is drained and removed. Its traffic then
  * falls back to the default pool, and a new pool emerges if demand returns.
  */
 #include <errno.h>
@@ -128,7 +128,7 @@ static void start_removal(struct controller *ctl, struct pool *pool, double idle
 	} else {
 		retarget_categories(ctl, pool, true);
 	}
-	workers_drain(ctl, pool, workers_wanted(pool));
+	workers_drain(ctl, pool, workers_in_pool(pool));
 	pr_info("pool '%s': removing after %.0f s without a connection (idle timeout %u s); its traffic goes to the default pool '%s'",
 		pool->cfg->name, idle, pool->cfg->idle_timeout_s,
 		ctl->cfg->pools[ctl->cfg->default_pool].name);
@@ -425,7 +425,7 @@ static int make_pool(struct controller *ctl, int id, const char *name)
 	if (workers_add(ctl, pool, n) && workers_alive(pool))
 		return 0;
 	pr_err("pool '%s': no worker of the new pool started; removing it", name);
-	workers_drain(ctl, pool, workers_wanted(pool));
+	workers_drain(ctl, pool, workers_in_pool(pool));
 	pool->active = false;
 	port_bpf_publish_pool(ctl, pool);
 	if (cgroup_remove(&pool->cg, err, sizeof(err)))

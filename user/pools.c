@@ -62,11 +62,11 @@ static void json_workers(FILE *f, const struct pool *p)
 
 	for (j = 0; j < TRIAGE_MAX_WORKERS; j++) {
 		w = &p->workers[j];
-		if (!w->pid && !w->wanted)
+		if (!w->pid && !w->in_pool)
 			continue;
-		fprintf(f, "%s{\"index\": %d, \"slot\": %u, \"pid\": %d, \"state\": \"%s\", \"wanted\": %s, \"active\": %llu, \"queued\": %u, \"restarts\": %d}",
+		fprintf(f, "%s{\"index\": %d, \"slot\": %u, \"pid\": %d, \"state\": \"%s\", \"in_pool\": %s, \"active\": %llu, \"queued\": %u, \"restarts\": %d}",
 			first ? "" : ", ", j, w->slot, (int)w->pid, states[w->state],
-			w->wanted ? "true" : "false", (unsigned long long)w->active, w->queued,
+			w->in_pool ? "true" : "false", (unsigned long long)w->active, w->queued,
 			w->restarts);
 		first = false;
 	}
@@ -77,7 +77,7 @@ static void json_pool(FILE *f, const struct pool *p)
 	const struct pool_config *c = p->cfg;
 	const struct pool_metrics *m = &p->m;
 	const struct pool_scaler *sc = &p->sc;
-	int cur = workers_wanted(p);
+	int cur = workers_in_pool(p);
 
 	fprintf(f, "    {\"name\": ");
 	json_string(f, c->name);
@@ -85,7 +85,7 @@ static void json_pool(FILE *f, const struct pool *p)
 		p->id, c->removable ? "true" : "false", p->emerged ? "true" : "false",
 		sc->removing ? "true" : "false");
 	fprintf(f, "     \"workers\": {\"current\": %d, \"running\": %d, \"desired\": %u, \"granted\": %u, \"min\": %u, \"max\": %u, \"held_back\": %u, \"scaled\": %s},\n",
-		cur, workers_alive(p), c->scaling.enabled ? sc->wanted : (__u32)cur,
+		cur, workers_alive(p), c->scaling.enabled ? sc->stabilized : (__u32)cur,
 		c->scaling.enabled ? sc->share : (__u32)cur,
 		c->scaling.enabled ? c->scaling.min : (__u32)cur,
 		c->scaling.enabled ? c->scaling.max : (__u32)cur, sc->held_back,
@@ -188,7 +188,7 @@ static void text_pool(const struct pool *p, int width, FILE *f)
 	const struct pool_config *c = p->cfg;
 	const struct pool_metrics *m = &p->m;
 	char cpus[16], mlim[16], mcur[16], pc[8], pm[8], pi[8], psi[32], when[16] = "-";
-	int cur = workers_wanted(p);
+	int cur = workers_in_pool(p);
 	struct tm tm;
 
 	if (c->limits.has_cpus)
@@ -204,7 +204,7 @@ static void text_pool(const struct pool *p, int width, FILE *f)
 	if (p->sc.decision_at && localtime_r(&p->sc.decision_at, &tm))
 		strftime(when, sizeof(when), "%H:%M:%S", &tm);
 	fprintf(f, "%-*s %3d %3u %3u %3u %4u  %-6s %-6s %6llu %5u %6.2f %-6s %-14s %s %s\n",
-		width, c->name, cur, c->scaling.enabled ? p->sc.wanted : (__u32)cur,
+		width, c->name, cur, c->scaling.enabled ? p->sc.stabilized : (__u32)cur,
 		c->scaling.enabled ? c->scaling.min : (__u32)cur,
 		c->scaling.enabled ? c->scaling.max : (__u32)cur, p->sc.held_back, cpus, mlim,
 		(unsigned long long)m->active, m->queued, m->cpu_usage, mcur, psi, when,
@@ -370,7 +370,8 @@ int cmd_pools(int argc, char **argv)
 		}
 	}
 	if (optind < argc) {
-		fprintf(stderr, "triage: unexpected argument '%s'\n", argv[optind]);
+		fprintf(stderr, "triage: unexpected argument '%s'; 'triage pools' takes only --port and --json\n",
+			argv[optind]);
 		fputs(pools_usage, stderr);
 		return 2;
 	}

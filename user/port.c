@@ -142,10 +142,10 @@ int port_bpf_publish_pool(struct controller *ctl, struct pool *pool)
 		return bpf_map_update_elem(bpf_map__fd(ctl->skel->maps.pools), &pool->id, &val,
 					   BPF_ANY) ? -errno : 0;
 	memcpy(val.name, pool->cfg->name, sizeof(val.name));
-	/* Only wanted, running workers take new connections; draining ones finish theirs. */
+	/* Only running workers in the pool take new connections, so draining ones only finish theirs. */
 	for (i = 0; i < TRIAGE_MAX_WORKERS; i++) {
 		w = &pool->workers[i];
-		if ((w->pid > 0 && w->wanted && w->state == W_RUNNING) || (w->parked && w->lfd >= 0))
+		if ((w->pid > 0 && w->in_pool && w->state == W_RUNNING) || (w->parked && w->lfd >= 0))
 			val.slot[val.nr_slots++] = w->slot;
 	}
 	attach_pool_slots(ctl, pool, &val);

@@ -360,7 +360,7 @@ static bool other_listener(const struct pool *pool, const struct worker *w)
 
 	for (j = 0; j < TRIAGE_MAX_WORKERS; j++)
 		if (&pool->workers[j] != w && pool->workers[j].pid > 0 &&
-		    pool->workers[j].state == W_RUNNING && pool->workers[j].wanted)
+		    pool->workers[j].state == W_RUNNING && pool->workers[j].in_pool)
 			return true;
 	return false;
 }
@@ -441,7 +441,7 @@ int workers_start_all(struct controller *ctl)
 		if (attach_is_service_pool(ctl, pool))
 			continue;
 		for (j = 0; j < (int)pool->cfg->workers; j++) {
-			pool->workers[j].wanted = true;
+			pool->workers[j].in_pool = true;
 			err = worker_start(ctl, pool, &pool->workers[j]);
 			if (!err)
 				err = stop_requested();
@@ -452,12 +452,12 @@ int workers_start_all(struct controller *ctl)
 	return 0;
 }
 
-int workers_wanted(const struct pool *pool)
+int workers_in_pool(const struct pool *pool)
 {
 	int j, n = 0;
 
 	for (j = 0; j < TRIAGE_MAX_WORKERS; j++)
-		n += pool->workers[j].wanted;
+		n += pool->workers[j].in_pool;
 	return n;
 }
 
@@ -478,9 +478,9 @@ int workers_add(struct controller *ctl, struct pool *pool, int n)
 	for (j = 0; j < TRIAGE_MAX_WORKERS && started < n; j++) {
 		w = &pool->workers[j];
 		/* A draining worker still owns its slot until it exits. */
-		if (w->wanted || w->state != W_IDLE || w->pid)
+		if (w->in_pool || w->state != W_IDLE || w->pid)
 			continue;
-		w->wanted = true;
+		w->in_pool = true;
 		w->backoff_ms = BACKOFF_MIN_MS;
 		if (worker_start(ctl, pool, w))
 			schedule_restart(pool, w, 0);
@@ -507,7 +507,7 @@ static void release_listener(struct controller *ctl, struct worker *w)
 
 static void drain_one(struct controller *ctl, struct pool *pool, struct worker *w)
 {
-	w->wanted = false;
+	w->in_pool = false;
 	w->restart_at.tv_sec = 0;
 	if (!w->pid) {
 		w->state = W_IDLE;
@@ -532,7 +532,7 @@ int workers_drain(struct controller *ctl, struct pool *pool, int n)
 
 	/* The highest slots go first, so a pool keeps its low slots across resizes. */
 	for (j = TRIAGE_MAX_WORKERS - 1; j >= 0 && done < n; j--) {
-		if (!pool->workers[j].wanted)
+		if (!pool->workers[j].in_pool)
 			continue;
 		drain_one(ctl, pool, &pool->workers[j]);
 		done++;
@@ -633,7 +633,7 @@ void workers_reap(struct controller *ctl)
 		 * array and shut it down, so that what was queued for the dead worker
 		 * moves to another listener.
 		 */
-		if (!ctl->stopping && !drained && w->wanted && w->lfd >= 0 &&
+		if (!ctl->stopping && !drained && w->in_pool && w->lfd >= 0 &&
 		    !other_listener(pool, w)) {
 			/* The pool's last listener: it queues until the replacement starts. */
 			w->parked = true;
@@ -652,7 +652,7 @@ void workers_reap(struct controller *ctl)
 		pr_warn("pool '%s': worker %u (pid %d) exited with %s after %.1f s%s",
 			pool->cfg->name, w->slot % TRIAGE_MAX_WORKERS, pid, how, lived,
 			w->parked ? "; its listener keeps the pool's connections queued until a new worker starts" : "");
-		if (!w->wanted)
+		if (!w->in_pool)
 			continue;
 		if (killed_by_oom(pool, status)) {
 			pr_warn("pool '%s': worker %u was killed by the OOM killer at the pool's memory limit (%lld bytes)",
@@ -690,7 +690,7 @@ void workers_restart_due(struct controller *ctl)
 				kill(w->pid, SIGKILL);
 				w->kill_at.tv_sec = 0;
 			}
-			if (!w->wanted || w->pid || !due(&w->restart_at))
+			if (!w->in_pool || w->pid || !due(&w->restart_at))
 				continue;
 			w->restarts++;
 			clock_gettime(CLOCK_MONOTONIC, &w->started);

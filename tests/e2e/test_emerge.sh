@@ -212,8 +212,8 @@ check_eq "rules map holds /cpu and /blob again" "$(printf '/cpu\n/blob')" "$(rul
 wait "$BLOB_PID" || true
 check_eq "second /blob load: no failed request" 0 "$(curl_failures "$TMP_DIR/blob.2")"
 # A connection that reuses the 4-tuple of a server-side TIME_WAIT socket is
-# placed at its SYN, in the default pool (README, known limits), so one
-# reply alone may come from light; most of the last ten must not.
+# placed at its SYN in the default pool (README, known limits). So one reply
+# alone may come from light, but most of the last ten must not.
 check_ge "second /blob load: at least 6 of the last 10 replies from $POOL" 6 \
 	"$(tail -n 10 "$TMP_DIR/blob.2" | awk -v p="$POOL" '$3 == p' | wc -l)"
 check_eq "log shows two emerged pools in total" 2 \

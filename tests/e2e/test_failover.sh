@@ -150,12 +150,12 @@ check_eq "before the exit: http.server serves the client" python \
 	"$(in_cli curl -sS -m 5 "http://$SRV_IP:$SVC_PORT/light" 2>&1)"
 stop_pid "$SERVER"
 for ((i = 0; i < 30; i++)); do
-	grep -q "exited and no other process holds its listening sockets" "$TMP_DIR/attach.log" &&
+	grep -q "exited and no other process has its listening sockets open" "$TMP_DIR/attach.log" &&
 		break
 	sleep 0.1
 done
 check_contains "log: the controller notices that the service exited" \
-	"exited and no other process holds its listening sockets" "$(cat "$TMP_DIR/attach.log")"
+	"exited and no other process has its listening sockets open" "$(cat "$TMP_DIR/attach.log")"
 for ((i = 1; i <= 3; i++)); do
 	check_eq "after the exit: request $i is served by pool special" special \
 		"$(curl_pool "$SVC_PORT" /light)"
